@@ -1,0 +1,44 @@
+# Two entry points do all set-up on a fresh Linux machine with Python 3.11: `make demo` and `make test`.
+# Both create .venv if missing and install the pinned set once; running them again reuses it.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+EXTRAS ?= dev
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)-$(EXTRAS)
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test lint lock clean-outputs help
+
+help:
+	@echo "make demo   set up, generate every bundle's sample, train -> evaluate -> infer each on a short schedule"
+	@echo "make test   set up, then run the test suite (conformance suite over every bundle + unit tests)"
+	@echo "make lint   ruff over common/, tests/, tools/, benchmarks/"
+
+$(STAMP): pyproject.toml constraints.txt
+	@start=$$(date +%s); \
+	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (found " + sys.version.split()[0] + "); set PYTHON=python3.11")' && \
+	{ test -x $(PY) || $(PYTHON) -m venv $(VENV); } && \
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[$(EXTRAS)]" && \
+	rm -f $(VENV)/.installed-* && touch $@ && \
+	echo "[setup] environment ready in $$(( $$(date +%s) - start )) s"
+
+setup: $(STAMP)
+
+demo: setup
+	@start=$$(date +%s); $(PY) tools/demo.py; status=$$?; \
+	echo "[demo] wall time $$(( $$(date +%s) - start )) s"; exit $$status
+
+test: setup
+	@start=$$(date +%s); $(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
+	echo "[test] wall time $$(( $$(date +%s) - start )) s"; exit $$status
+
+lint: setup
+	$(VENV)/bin/ruff check common tests tools benchmarks
+	$(VENV)/bin/ruff format --check common tests tools benchmarks
+
+lock: setup
+	{ head -2 constraints.txt; $(PY) -m pip freeze --exclude-editable; } > constraints.txt.new && mv constraints.txt.new constraints.txt
+
+clean-outputs:
+	rm -rf bundles/*/sample_data bundles/*/models bundles/*/eval bundles/*/runs bundles/*/outputs

@@ -1,0 +1,24 @@
+"""Shared Python code for the MONAI bundle collection.
+
+Bundles reach these names from their configs with ``_target_: common.<kind>.<Name>``, or in expressions after
+``imports: [$import common]`` (subpackages load on first use). The package is organised by kind: ``data``
+(dataset readers, sample generators, file checks), ``transforms``, ``losses``, ``networks``, ``metrics`` and
+``engines``, plus ``config`` (helpers configs call) and ``workflows`` (running bundles in-process).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_SUBPACKAGES = ("config", "data", "engines", "losses", "metrics", "networks", "transforms", "workflows")
+
+
+def __getattr__(name: str) -> Any:
+    # MONAI's config `$import common.data` binds the dotted name, not `common`; importing `common` and loading
+    # subpackages on first attribute access lets expressions write `common.data.acdc_volume_datalist(...)`.
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module 'common' has no attribute '{name}'")

@@ -1,0 +1,75 @@
+"""Helpers that bundle configs call: locating the bundle, checking a checkpoint, choosing a variant.
+
+Locating a bundle folder from inside its own config:
+
+MONAI's ``ConfigWorkflow`` does not set ``bundle_root``; model-zoo configs use ``"."`` and expect to be run
+from inside the bundle. Our README runs every bundle from the repository root
+(``--config_file bundles/<name>/configs/train.yaml``), so configs call :func:`bundle_root` instead.
+MONAI Label and ``ckpt_export --bundle_root`` override the id anyway.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = ["bundle_root", "repository_root", "require_checkpoint", "choose"]
+
+
+def repository_root() -> Path:
+    """The checkout this package was installed from (editable install) or imported from."""
+    return Path(__file__).resolve().parents[1]
+
+
+def bundle_root(name: str) -> str:
+    """Return the folder of bundle ``name`` as a string usable in config expressions.
+
+    Looks, in order, at ``$MONAI_BUNDLES_ROOT/<name>``, ``./bundles/<name>``, ``./<name>``, the current folder
+    when it is the bundle itself, and ``<repository>/bundles/<name>``.
+
+    Raises:
+        FileNotFoundError: when none of those holds ``configs/metadata.json``; the message says how to pass
+            ``--bundle_root`` explicitly.
+    """
+    cwd = Path.cwd()
+    candidates = []
+    if os.environ.get("MONAI_BUNDLES_ROOT"):
+        candidates.append(Path(os.environ["MONAI_BUNDLES_ROOT"]) / name)
+    candidates += [cwd / "bundles" / name, cwd / name, cwd, repository_root() / "bundles" / name]
+    for candidate in candidates:
+        if candidate.name == name and (candidate / "configs" / "metadata.json").is_file():
+            return str(candidate)
+    tried = ", ".join(str(c) for c in candidates)
+    raise FileNotFoundError(
+        f"cannot find bundle '{name}' (looked in: {tried}); pass --bundle_root <path to the bundle folder>"
+    )
+
+
+def require_checkpoint(path: str | os.PathLike) -> str:
+    """Return ``path`` if it is a file; otherwise stop with a message that says how to make one.
+
+    Raises:
+        FileNotFoundError: naming the missing checkpoint and the training command.
+    """
+    path = Path(path)
+    if not path.is_file():
+        bundle = path.parent.parent
+        raise FileNotFoundError(
+            f"{path}: no trained checkpoint; train first with "
+            f"`python -m monai.bundle run --config_file {bundle}/configs/train.yaml` (or pass --ckpt_path)"
+        )
+    return str(path)
+
+
+def choose(options: Mapping[str, Any], name: str, option: str) -> Any:
+    """Return ``options[name]``; a config switch (``--supervision``, ``--arch``...) with an unknown value stops
+    with a message listing the allowed values.
+
+    Raises:
+        ValueError: when ``name`` is not a key of ``options``.
+    """
+    if name not in options:
+        raise ValueError(f"{option} must be one of {sorted(options)}, got '{name}'")
+    return options[name]

@@ -1,0 +1,154 @@
+"""Up-front checks of dataset files, run before a workflow writes anything.
+
+Workflows call :func:`check_datalist` as their first ``run`` step, so a truncated file, a mask of the wrong size,
+an image with the wrong number of channels or a NaN-filled volume stops the run with one message that names the
+file and the problem, before any checkpoint, log or prediction is written.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DatasetError, ImageFileError
+
+__all__ = ["read_image_array", "check_image", "check_datalist", "NIFTI_SUFFIXES", "RASTER_SUFFIXES"]
+
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+RASTER_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+
+
+def _suffix(path: Path) -> str:
+    name = path.name.lower()
+    return ".nii.gz" if name.endswith(".nii.gz") else path.suffix.lower()
+
+
+def read_image_array(path: str | Path) -> np.ndarray:
+    """Read a whole image file into a numpy array (channels last for raster images).
+
+    NIfTI files are read with nibabel, raster images with Pillow; both are fully decoded, so truncated files fail here.
+
+    Raises:
+        ImageFileError: the file is missing, has an unsupported suffix or cannot be decoded.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageFileError(path, "file does not exist")
+    suffix = _suffix(path)
+    try:
+        if suffix in NIFTI_SUFFIXES:
+            import nibabel as nib
+
+            return np.asanyarray(nib.load(str(path)).dataobj)
+        if suffix in RASTER_SUFFIXES:
+            from PIL import Image
+
+            with Image.open(path) as img:
+                img.load()
+                return np.asarray(img)
+    except Exception as exc:  # any decoder failure means the same thing to the user
+        raise ImageFileError(path, f"cannot read image ({type(exc).__name__}: {exc})") from exc
+    raise ImageFileError(path, f"unsupported file type '{suffix}' (expected one of {NIFTI_SUFFIXES + RASTER_SUFFIXES})")
+
+
+def _channels(array: np.ndarray, path: Path) -> int:
+    """Channel count of a raster image (2D arrays are single-channel); 1 for volumes."""
+    if _suffix(path) in NIFTI_SUFFIXES:
+        return 1 if array.ndim <= 3 else int(array.shape[-1])
+    return 1 if array.ndim == 2 else int(array.shape[-1])
+
+
+def _spatial_shape(array: np.ndarray, path: Path) -> tuple[int, ...]:
+    if _suffix(path) in RASTER_SUFFIXES and array.ndim == 3:
+        return tuple(array.shape[:2])
+    return tuple(array.shape)
+
+
+def check_image(
+    path: str | Path,
+    channels: int | Sequence[int] | None = None,
+    spatial_ndim: int | None = None,
+    finite: bool = True,
+    allowed_values: Iterable[int] | None = None,
+) -> np.ndarray:
+    """Read ``path`` and check it; return the array.
+
+    Args:
+        path: image or label file.
+        channels: expected channel count (or counts) of a raster image; ``None`` skips the check.
+        spatial_ndim: expected number of spatial dimensions (2 for slices, 3 for volumes).
+        finite: reject NaN or infinite values.
+        allowed_values: for label maps, the only values that may occur.
+
+    Raises:
+        ImageFileError: naming the file and what is wrong with it.
+    """
+    path = Path(path)
+    array = read_image_array(path)
+    if array.size == 0:
+        raise ImageFileError(path, "image is empty")
+    if channels is not None:
+        allowed = (channels,) if isinstance(channels, int) else tuple(channels)
+        found = _channels(array, path)
+        if found not in allowed:
+            raise ImageFileError(path, f"has {found} channel(s), expected {' or '.join(map(str, allowed))}")
+    if spatial_ndim is not None:
+        shape = _spatial_shape(array, path)
+        if len(shape) != spatial_ndim:
+            raise ImageFileError(path, f"has spatial shape {shape}, expected a {spatial_ndim}D image")
+    if finite and np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+        bad = int((~np.isfinite(array)).sum())
+        raise ImageFileError(path, f"contains {bad} NaN or infinite value(s) out of {array.size}")
+    if allowed_values is not None:
+        values = set(np.unique(array).tolist())
+        extra = values - set(allowed_values)
+        if extra:
+            raise ImageFileError(path, f"label values {sorted(extra)} are not allowed (expected {sorted(allowed_values)})")
+    return array
+
+
+def check_datalist(
+    datalist: Sequence[Mapping[str, object]],
+    image_key: str = "image",
+    label_key: str | None = "label",
+    image_channels: int | Sequence[int] | None = None,
+    label_channels: int | Sequence[int] | None = 1,
+    spatial_ndim: int | None = None,
+    label_values: Iterable[int] | None = None,
+    progress: bool = True,
+) -> Sequence[Mapping[str, object]]:
+    """Check every file of a datalist before a workflow starts; return the datalist unchanged.
+
+    Each image is fully decoded once. Labels (when ``label_key`` is in an item) must match their image's spatial
+    shape. Items whose value is not a file path (for example arrays passed in by MONAI Label) are skipped.
+
+    Raises:
+        DatasetError: for an empty datalist.
+        ImageFileError: for the first bad file, naming it and the problem.
+    """
+    if len(datalist) == 0:
+        raise DatasetError("the datalist is empty: the dataset folder holds no usable cases")
+    items = datalist
+    if progress and len(datalist) > 20:
+        from tqdm import tqdm
+
+        items = tqdm(datalist, desc="checking dataset files", file=sys.stdout, leave=False)
+    for item in items:
+        image_path = item.get(image_key)
+        if not isinstance(image_path, (str, Path)):
+            continue
+        image = check_image(image_path, channels=image_channels, spatial_ndim=spatial_ndim)
+        label_path = item.get(label_key) if label_key else None
+        if not isinstance(label_path, (str, Path)):
+            continue
+        label = check_image(label_path, channels=label_channels, spatial_ndim=spatial_ndim, allowed_values=label_values)
+        image_shape = _spatial_shape(image, Path(image_path))
+        label_shape = _spatial_shape(label, Path(label_path))
+        if image_shape != label_shape:
+            raise ImageFileError(
+                label_path, f"label shape {label_shape} differs from its image's shape {image_shape} ({image_path})"
+            )
+    return datalist

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from PIL import Image
+
+from common.data import DatasetError, ImageFileError, check_datalist, check_image, read_image_array
+
+
+def _png(path: Path, shape=(16, 16), mode="RGB") -> Path:
+    data = np.random.default_rng(0).integers(0, 255, (*shape, 3) if mode == "RGB" else shape, dtype=np.uint8)
+    Image.fromarray(data, mode).save(path)
+    return path
+
+
+def _nii(path: Path, data: np.ndarray) -> Path:
+    nib.save(nib.Nifti1Image(data, np.eye(4)), str(path))
+    return path
+
+
+def test_read_image_array_png_and_nifti(tmp_path: Path):
+    assert read_image_array(_png(tmp_path / "a.png")).shape == (16, 16, 3)
+    assert read_image_array(_nii(tmp_path / "v.nii.gz", np.zeros((4, 5, 6), np.float32))).shape == (4, 5, 6)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".nii.gz"])
+def test_truncated_file_is_named(tmp_path: Path, suffix: str):
+    path = _png(tmp_path / "a.png") if suffix == ".png" else _nii(tmp_path / "v.nii.gz", np.ones((8, 8, 8), np.float32))
+    path.write_bytes(path.read_bytes()[:40])
+    with pytest.raises(ImageFileError, match="cannot read image") as info:
+        read_image_array(path)
+    assert info.value.path == str(path)
+
+
+def test_missing_and_unsupported_files(tmp_path: Path):
+    with pytest.raises(ImageFileError, match="does not exist"):
+        read_image_array(tmp_path / "nope.png")
+    (tmp_path / "x.txt").write_text("hi")
+    with pytest.raises(ImageFileError, match="unsupported file type"):
+        read_image_array(tmp_path / "x.txt")
+
+
+def test_check_image_channels_ndim_nan_values(tmp_path: Path):
+    rgb, grey = _png(tmp_path / "rgb.png"), _png(tmp_path / "grey.png", mode="L")
+    assert check_image(rgb, channels=3, spatial_ndim=2).shape == (16, 16, 3)
+    with pytest.raises(ImageFileError, match=r"has 1 channel\(s\), expected 3"):
+        check_image(grey, channels=3)
+    with pytest.raises(ImageFileError, match="expected a 3D image"):
+        check_image(grey, spatial_ndim=3)
+    vol = np.ones((4, 4, 4), np.float32)
+    vol[0, 0, 0] = np.nan
+    with pytest.raises(ImageFileError, match="1 NaN or infinite"):
+        check_image(_nii(tmp_path / "nan.nii.gz", vol))
+    with pytest.raises(ImageFileError, match=r"label values \[7\] are not allowed"):
+        check_image(_nii(tmp_path / "lab.nii.gz", np.full((4, 4, 4), 7, np.uint8)), allowed_values=range(4))
+
+
+def test_check_datalist_shape_mismatch_and_empty(tmp_path: Path):
+    image = _png(tmp_path / "i.png", (16, 16))
+    label = _png(tmp_path / "m.png", (16, 12), mode="L")
+    with pytest.raises(ImageFileError, match=r"label shape \(16, 12\) differs from its image's shape \(16, 16\)"):
+        check_datalist([{"image": str(image), "label": str(label)}], image_channels=3)
+    with pytest.raises(DatasetError, match="empty"):
+        check_datalist([])
+    good = [{"image": str(image), "label": str(_png(tmp_path / "m2.png", (16, 16), mode="L"))}]
+    assert check_datalist(good, image_channels=3) is good
+    assert check_datalist([{"image": np.zeros((2, 2))}]) is not None  # in-memory arrays are not files: skipped

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+from monai.data import MetaTensor
+
+from common.engines import MetricsReport, write_json_atomic
+
+
+class _Engine:
+    def __init__(self):
+        self.handlers = {}
+        self.state = SimpleNamespace(metrics={}, metric_details={}, output=None)
+        self.logger = SimpleNamespace(info=lambda *a: None)
+
+    def add_event_handler(self, event, handler):
+        self.handlers[event] = handler
+
+
+def test_report_has_per_class_and_per_case_values(tmp_path: Path):
+    from ignite.engine import Events
+
+    report = MetricsReport(tmp_path, class_names=["RV", "Myo", "LV"], extra={"split": "test"})
+    engine = _Engine()
+    report.attach(engine)
+    engine.handlers[Events.EPOCH_STARTED](engine)
+    for name in ("a.nii.gz", "b.nii.gz"):
+        engine.state.output = [{"pred": MetaTensor(torch.zeros(1), meta={"filename_or_obj": f"/d/{name}"})}]
+        engine.handlers[Events.ITERATION_COMPLETED](engine)
+    engine.state.metrics = {"dice": 0.5, "hd95": float("nan")}
+    engine.state.metric_details = {
+        "dice": torch.tensor([[0.2, 0.4, 0.6], [0.4, float("nan"), 0.8]]),
+        "dice_all": torch.tensor([[0.5], [0.7]]),
+    }
+    engine.handlers[Events.EPOCH_COMPLETED](engine)
+    data = json.loads((tmp_path / "metrics.json").read_text())
+    assert data["metrics"] == {"dice": 0.5, "hd95": None} and data["split"] == "test" and data["num_cases"] == 2
+    assert data["per_class"]["dice"]["RV"]["mean"] == pytest.approx(0.3)
+    assert data["per_class"]["dice"]["Myo"] == {"mean": 0.4, "std": 0.0, "n": 1, "n_undefined": 1}
+    assert data["cases"]["b.nii.gz"]["dice"]["Myo"] is None
+    assert data["per_class"]["dice_all"]["all"]["mean"] == pytest.approx(0.6)
+    assert math.isclose(data["cases"]["a.nii.gz"]["dice"]["LV"], 0.6)
+
+
+def test_write_json_atomic_leaves_no_partial_file(tmp_path: Path):
+    write_json_atomic(tmp_path / "m.json", {"a": 1})
+    with pytest.raises(ValueError):
+        write_json_atomic(tmp_path / "m.json", {"a": float("nan")})  # JSON has no NaN: refused, old file kept
+    assert json.loads((tmp_path / "m.json").read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["m.json"]

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from common.config import bundle_root, choose, repository_root, require_checkpoint
+
+
+def test_bundle_root_finds_bundle_from_repository_and_from_elsewhere(monkeypatch, tmp_path: Path):
+    name = "synovial_ultrasound_segmentation"
+    expected = repository_root() / "bundles" / name
+    monkeypatch.chdir(repository_root())
+    assert Path(bundle_root(name)) == expected
+    monkeypatch.chdir(tmp_path)  # falls back to the checkout this package came from
+    assert Path(bundle_root(name)) == expected
+
+
+def test_bundle_root_prefers_environment(monkeypatch, tmp_path: Path):
+    (tmp_path / "mine" / "configs").mkdir(parents=True)
+    (tmp_path / "mine" / "configs" / "metadata.json").write_text("{}")
+    monkeypatch.setenv("MONAI_BUNDLES_ROOT", str(tmp_path))
+    assert Path(bundle_root("mine")) == tmp_path / "mine"
+
+
+def test_bundle_root_unknown_name_says_what_to_do():
+    with pytest.raises(FileNotFoundError, match="--bundle_root"):
+        bundle_root("no_such_bundle_segmentation")
+
+
+def test_require_checkpoint(tmp_path: Path):
+    with pytest.raises(FileNotFoundError, match="train first"):
+        require_checkpoint(tmp_path / "models" / "model.pt")
+    (tmp_path / "model.pt").write_bytes(b"x")
+    assert require_checkpoint(tmp_path / "model.pt") == str(tmp_path / "model.pt")
+
+
+def test_choose_lists_allowed_values():
+    assert choose({"a": 1, "b": 2}, "b", "arch") == 2
+    with pytest.raises(ValueError, match=r"arch must be one of \['a', 'b'\], got 'c'"):
+        choose({"a": 1, "b": 2}, "c", "arch")
