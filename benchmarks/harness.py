@@ -81,7 +81,11 @@ def throughput(bundle: Path, overrides: dict[str, Any], batch: int = 8, size: in
 
     with torch.no_grad():
         max_diff = float((network(x) - scripted(x)).abs().max())
-    return {"eager_images_per_s": rate(network), "torchscript_images_per_s": rate(scripted), "ts_max_abs_diff": max_diff}
+    return {
+        "eager_images_per_s": rate(network),
+        "torchscript_images_per_s": rate(scripted),
+        "ts_max_abs_diff": max_diff,
+    }
 
 
 def run_variant(bundle: Path, root: Path, overrides: dict[str, Any], eval_overrides: dict[str, Any]) -> dict:
@@ -121,8 +125,13 @@ def common_arguments(description: str) -> argparse.ArgumentParser:
 
 def print_speed_table(results: dict[str, dict]) -> None:
     print("\nspeed and memory (same machine, same run; compare as ratios)")
-    print(f"{'variant':<24}{'s/iter':>9}{'eager img/s':>13}{'TS img/s':>11}{'TS/eager':>10}{'TS |diff|':>11}{'peak MB':>9}")
+    header = ("variant", "s/iter", "eager img/s", "TS img/s", "TS/eager", "TS |diff|", "peak MB")
+    widths = (24, 9, 13, 11, 10, 11, 9)
+    print(f"{header[0]:<{widths[0]}}" + "".join(f"{h:>{w}}" for h, w in zip(header[1:], widths[1:])))
     for name, r in results.items():
         ratio = r["torchscript_images_per_s"] / r["eager_images_per_s"]
-        print(f"{name:<24}{r['seconds_per_iteration']:>9.3f}{r['eager_images_per_s']:>13.1f}"
-              f"{r['torchscript_images_per_s']:>11.1f}{ratio:>10.2f}{r['ts_max_abs_diff']:>11.1e}{r['peak_rss_mb']:>9.0f}")  # fmt: skip
+        print(
+            f"{name:<24}{r['seconds_per_iteration']:>9.3f}{r['eager_images_per_s']:>13.1f}"
+            f"{r['torchscript_images_per_s']:>11.1f}{ratio:>10.2f}{r['ts_max_abs_diff']:>11.1e}"
+            f"{r['peak_rss_mb']:>9.0f}"
+        )

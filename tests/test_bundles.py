@@ -46,6 +46,7 @@ INFER_IDS = [
 ]  # fmt: skip
 TASK_WORDS = ("segmentation", "classification", "detection")
 TORCHSCRIPT_ATOL = 1e-4
+SCHEMA_MD5 = "76e1add273836515d0bbb3bc71962474"  # md5 of schemas/meta_schema_20240725.json as copied from shared/
 
 
 @pytest.mark.parametrize("bundle", BUNDLES, ids=BUNDLE_IDS)
@@ -62,7 +63,7 @@ def test_metadata_validates_against_schema(bundle: Path, tmp_path: Path):
 
     schema_copy = tmp_path / "schema.json"  # verify_metadata would download the schema if the file were missing
     schema_copy.write_bytes(SCHEMA.read_bytes())
-    verify_metadata(meta_file=str(bundle / "configs" / "metadata.json"), filepath=str(schema_copy))
+    verify_metadata(meta_file=str(bundle / "configs" / "metadata.json"), filepath=str(schema_copy), hash_val=SCHEMA_MD5)
     meta = metadata(bundle)
     inputs, outputs = meta["network_data_format"]["inputs"], meta["network_data_format"]["outputs"]
     assert next(iter(inputs)) == "image" and next(iter(outputs)) == "pred", "MONAI Label reads the first entries"
@@ -94,20 +95,6 @@ def test_config_ids(bundle: Path, workflow: str, ids: list[str]):
 
 
 @pytest.mark.parametrize("bundle", BUNDLES, ids=BUNDLE_IDS)
-@pytest.mark.parametrize(("workflow", "workflow_type"), [("train", "train"), ("inference", "infer"), ("evaluate", "infer")])
-def test_monai_workflow_properties(bundle: Path, workflow: str, workflow_type: str):
-    from monai.bundle import ConfigWorkflow
-
-    wf = ConfigWorkflow(
-        config_file=str(bundle / "configs" / f"{workflow}.yaml"),
-        meta_file=str(bundle / "configs" / "metadata.json"),
-        logging_file=False,
-        workflow_type=workflow_type,
-    )
-    assert not wf.check_properties(), f"{workflow}.yaml misses required MONAI properties"
-
-
-@pytest.mark.parametrize("bundle", BUNDLES, ids=BUNDLE_IDS)
 def test_verify_net_in_out(bundle: Path):
     from monai.bundle import verify_net_in_out
 
@@ -123,16 +110,39 @@ def test_verify_net_in_out(bundle: Path):
 
 
 @pytest.fixture(scope="module", params=BUNDLES, ids=BUNDLE_IDS)
-def trained(request, tmp_path_factory) -> SimpleNamespace:
-    """Sample -> train on the bundle's short schedule -> evaluate, under a temporary bundle root."""
+def sampled(request, tmp_path_factory) -> SimpleNamespace:
+    """The bundle's sample, generated under a temporary bundle root."""
     bundle: Path = request.param
     root = tmp_path_factory.mktemp(bundle.name)
     overrides = {"bundle_root": str(root)}
     run_workflow(bundle, "train", run_id="make_sample", quiet=True, **overrides)
-    epochs = load_config(bundle, "train").get_parsed_content("short_epochs")
-    train = run_workflow(bundle, "train", quiet=True, max_epochs=epochs, **overrides)
-    evaluate = run_workflow(bundle, "evaluate", quiet=True, **overrides)
-    return SimpleNamespace(bundle=bundle, root=root, overrides=overrides, train=train, evaluate=evaluate)
+    return SimpleNamespace(bundle=bundle, root=root, overrides=overrides)
+
+
+@pytest.fixture(scope="module")
+def trained(sampled) -> SimpleNamespace:
+    """Train on the bundle's short schedule, then evaluate."""
+    epochs = load_config(sampled.bundle, "train").get_parsed_content("short_epochs")
+    sampled.train = run_workflow(sampled.bundle, "train", quiet=True, max_epochs=epochs, **sampled.overrides)
+    sampled.evaluate = run_workflow(sampled.bundle, "evaluate", quiet=True, **sampled.overrides)
+    return sampled
+
+
+@pytest.mark.parametrize(
+    ("workflow", "workflow_type"), [("train", "train"), ("inference", "infer"), ("evaluate", "infer")]
+)
+def test_monai_workflow_properties(sampled, workflow: str, workflow_type: str):
+    from monai.bundle import ConfigWorkflow
+
+    wf = ConfigWorkflow(
+        config_file=str(sampled.bundle / "configs" / f"{workflow}.yaml"),
+        meta_file=str(sampled.bundle / "configs" / "metadata.json"),
+        logging_file=False,
+        workflow_type=workflow_type,
+        **sampled.overrides,
+    )
+    wf.initialize()
+    assert not wf.check_properties(), f"{workflow}.yaml misses required MONAI properties"
 
 
 @pytest.mark.slow
@@ -164,7 +174,8 @@ def test_inference_through_the_cli_writes_one_output_per_input(trained):
     parser = load_config(trained.bundle, "inference", **trained.overrides)
     expected = len(parser.get_parsed_content("datalist"))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(trained.bundle / "configs" / "inference.yaml"),
+    config = str(trained.bundle / "configs" / "inference.yaml")
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", config,
            "--bundle_root", str(trained.root)]  # fmt: skip
     result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

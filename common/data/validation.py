@@ -106,7 +106,9 @@ def check_image(
         values = set(np.unique(array).tolist())
         extra = values - set(allowed_values)
         if extra:
-            raise ImageFileError(path, f"label values {sorted(extra)} are not allowed (expected {sorted(allowed_values)})")
+            raise ImageFileError(
+                path, f"label values {sorted(extra)} are not allowed (expected {sorted(allowed_values)})"
+            )
     return array
 
 

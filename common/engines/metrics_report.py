@@ -53,8 +53,8 @@ class MetricsReport:
     """Ignite handler that writes ``engine.state.metrics`` and per-case details to ``<output_dir>/<filename>``.
 
     Metrics attached with ``save_details=True`` (and whose details are one score per case and class, as for Dice,
-    IoU or Hausdorff distance; not confusion-matrix counts) contribute a per-class summary (mean, std, number of cases and
-    of undefined values such as HD95 of an empty prediction) and a per-case table keyed by the input file name.
+    IoU or Hausdorff distance; not confusion-matrix counts) contribute a per-class summary (mean, std, number of
+    cases and of undefined values such as HD95 of an empty prediction) and a per-case table keyed by the input file name.
 
     Args:
         output_dir: folder of the report.
@@ -109,9 +109,7 @@ class MetricsReport:
             columns = self._columns(details.shape[1])
             report["per_class"][name] = {c: _summary(details[:, i]) for i, c in enumerate(columns)}
             for case, row in zip(self._cases, details.tolist()):
-                report["cases"].setdefault(Path(case).name, {})[name] = {
-                    c: _clean(v) for c, v in zip(columns, row)
-                }
+                report["cases"].setdefault(Path(case).name, {})[name] = {c: _clean(v) for c, v in zip(columns, row)}
         report["num_cases"] = len(self._cases)
         write_json_atomic(self.path, report)
         engine.logger.info(f"metrics written to {self.path}")

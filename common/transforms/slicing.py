@@ -26,7 +26,9 @@ class SelectSlice(Transform):
     def __call__(self, img: torch.Tensor, index: int) -> torch.Tensor:
         spatial = img.ndim - 1
         if spatial != 3:
-            raise ValueError(f"SelectSlice expects a channel-first 3D volume (C, X, Y, Z), got shape {tuple(img.shape)}")
+            raise ValueError(
+                f"SelectSlice expects a channel-first 3D volume (C, X, Y, Z), got shape {tuple(img.shape)}"
+            )
         axis = self.axis % spatial
         depth = img.shape[axis + 1]
         if not 0 <= index < depth:

@@ -6,7 +6,15 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from common.data import ACDC_CLASS_NAMES, ACDC_LAYOUT, DatasetLayoutError, acdc_cases, acdc_subset_dir, acdc_volume_datalist, read_info_cfg
+from common.data import (
+    ACDC_CLASS_NAMES,
+    ACDC_LAYOUT,
+    DatasetLayoutError,
+    acdc_cases,
+    acdc_subset_dir,
+    acdc_volume_datalist,
+    read_info_cfg,
+)
 
 
 def _patient(root: Path, number: int, ed: int = 1, es: int = 9, labels: bool = True) -> None:

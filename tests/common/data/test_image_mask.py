@@ -31,7 +31,9 @@ def test_pairs_and_default_split(tmp_path: Path):
 
 def test_splits_json_overrides(tmp_path: Path):
     root = _dataset(tmp_path, 4)
-    (root / "splits.json").write_text(json.dumps({"train": ["case_00", "case_01"], "val": ["case_02"], "test": ["case_03"]}))
+    (root / "splits.json").write_text(
+        json.dumps({"train": ["case_00", "case_01"], "val": ["case_02"], "test": ["case_03"]})
+    )
     assert [p["case"] for p in image_mask_datalist(root, "test")] == ["case_03"]
     (root / "splits.json").write_text("{not json")
     with pytest.raises(DatasetLayoutError, match="splits.json: cannot read"):

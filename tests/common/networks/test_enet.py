@@ -6,25 +6,62 @@ import torch
 from common.networks import ENet
 
 
-def test_shape_parameters_and_torchscript_parity():
-    torch.manual_seed(0)
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny inputs: one intra-op thread is faster than two on a shared, busy CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_output_shape_and_parameter_count():
     net = ENet(in_channels=1, out_channels=4).eval()
-    assert 300_000 < sum(p.numel() for p in net.parameters()) < 420_000  # the paper: ~0.36 M
-    x = torch.rand(2, 1, 64, 48)
+    n_params = sum(p.numel() for p in net.parameters())
+    assert 300_000 < n_params < 420_000  # the paper: about 0.36 M
     with torch.no_grad():
-        out = net(x)
-        assert out.shape == (2, 4, 64, 48)
-        assert torch.allclose(torch.jit.script(net)(x), out, atol=1e-5)
+        assert net(torch.rand(2, 1, 64, 48)).shape == (2, 4, 64, 48)
+    assert ENet(in_channels=3, out_channels=7).eval()(torch.rand(1, 3, 16, 24)).shape == (1, 7, 16, 24)
+
+
+def test_torchscript_matches_eager_in_eval_mode():
+    torch.manual_seed(0)
+    net = ENet(in_channels=2, out_channels=4)
+    # make batch-norm statistics non-trivial so that eval mode is really tested
+    with torch.no_grad():
+        net.train()(torch.rand(2, 2, 32, 32) * 3)
+    net.eval()
+    scripted = torch.jit.script(net)
+    x = torch.randn(2, 2, 40, 32)
+    with torch.no_grad():
+        eager, script = net(x), scripted(x)
+    assert eager.shape == (2, 4, 40, 32)
+    assert torch.allclose(script, eager, atol=1e-5)
+    with pytest.raises(Exception, match="divisible by 8"):
+        scripted(torch.zeros(1, 2, 36, 32))
 
 
 def test_gradient_reaches_the_first_layer():
-    net = ENet(in_channels=2, out_channels=3)
-    net(torch.rand(2, 2, 32, 32)).sum().backward()
-    assert net.initial.conv.weight.grad is not None and net.initial.conv.weight.grad.abs().sum() > 0
+    torch.manual_seed(0)
+    net = ENet(in_channels=1, out_channels=4)
+    net(torch.rand(2, 1, 32, 32)).square().mean().backward()
+    grad = net.initial.conv.weight.grad
+    assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0
 
 
 def test_errors():
+    net = ENet()
     with pytest.raises(ValueError, match="divisible by 8"):
-        ENet()(torch.zeros(1, 1, 36, 32))
+        net(torch.zeros(1, 1, 36, 32))
+    with pytest.raises(ValueError, match="divisible by 8"):
+        net(torch.zeros(1, 1, 32, 20))
+    with pytest.raises(ValueError, match=r"\(B, 1, H, W\)"):
+        net(torch.zeros(1, 3, 32, 32))
+    with pytest.raises(ValueError, match=r"\(B, 1, H, W\)"):
+        net(torch.zeros(1, 32, 32))
     with pytest.raises(ValueError, match="in_channels < 16"):
         ENet(in_channels=16)
+    with pytest.raises(ValueError, match="out_channels"):
+        ENet(out_channels=0)
+    with pytest.raises(ValueError, match="dropout"):
+        ENet(dropout=1.0)
