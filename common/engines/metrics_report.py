@@ -54,7 +54,8 @@ class MetricsReport:
 
     Metrics attached with ``save_details=True`` (and whose details are one score per case and class, as for Dice,
     IoU or Hausdorff distance; not confusion-matrix counts) contribute a per-class summary (mean, std, number of
-    cases and of undefined values such as HD95 of an empty prediction) and a per-case table keyed by the input file name.
+    cases and of undefined values such as HD95 of an empty prediction) and a per-case table keyed by the input
+    file name.
 
     Args:
         output_dir: folder of the report.

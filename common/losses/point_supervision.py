@@ -15,23 +15,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..checks import check_foreground_classes as _check_classes
+
 __all__ = ["PartialCrossEntropyLoss", "BoundaryLoss", "PointBoundaryLoss"]
 
 
 def _check_logits(logits: torch.Tensor) -> None:
     if logits.ndim != 4:
         raise ValueError(f"logits must have shape (B, C, H, W), got {tuple(logits.shape)}")
-
-
-def _check_classes(classes: Sequence[int]) -> tuple[int, ...]:
-    classes = tuple(int(c) for c in classes)
-    if not classes:
-        raise ValueError("classes must name at least one foreground class")
-    if any(c <= 0 for c in classes):
-        raise ValueError(f"classes must be positive foreground indices (0 is background), got {classes}")
-    if len(set(classes)) != len(classes):
-        raise ValueError(f"classes must not repeat, got {classes}")
-    return classes
 
 
 class PartialCrossEntropyLoss(nn.Module):

@@ -40,6 +40,8 @@ from monai.transforms import MapTransform
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.ndimage import distance_transform_edt
 
+from ..checks import check_foreground_classes
+
 __all__ = [
     "DISTANCE_KINDS",
     "ABSENT_MODES",
@@ -354,13 +356,7 @@ def point_signed_distance_maps(
     points = np.asarray(points)
     if points.shape != image.shape:
         raise ValueError(f"points shape {points.shape} does not match image shape {image.shape}")
-    classes = [int(c) for c in classes]
-    if not classes:
-        raise ValueError("classes must name at least one foreground class")
-    if any(c <= 0 for c in classes):
-        raise ValueError(f"classes must be positive foreground indices (0 means 'not annotated'), got {classes}")
-    if len(set(classes)) != len(classes):
-        raise ValueError(f"classes must not repeat, got {classes}")
+    classes = list(check_foreground_classes(classes))
     iterations = _check_iterations(iterations)
 
     regions = np.stack([points == c for c in classes])

@@ -17,18 +17,9 @@ from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import MapTransform
 
+from ..checks import check_foreground_classes as _check_classes
+
 __all__ = ["sample_point_annotations", "PointAnnotationd"]
-
-
-def _check_classes(classes: Sequence[int]) -> list[int]:
-    classes = [int(c) for c in classes]
-    if not classes:
-        raise ValueError("classes must name at least one foreground class")
-    if any(c <= 0 for c in classes):
-        raise ValueError(f"classes must be positive foreground indices (0 means 'not annotated'), got {classes}")
-    if len(set(classes)) != len(classes):
-        raise ValueError(f"classes must not repeat, got {classes}")
-    return classes
 
 
 def _check_radius(radius: int) -> int:

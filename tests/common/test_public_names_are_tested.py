@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 PACKAGES = ["common.data", "common.transforms", "common.losses", "common.networks", "common.metrics",
-            "common.engines", "common.config", "common.workflows"]  # fmt: skip
+            "common.engines", "common.config", "common.workflows", "common.checks"]  # fmt: skip
 TESTS = Path(__file__).resolve().parent
 
 
