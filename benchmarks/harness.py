@@ -107,7 +107,7 @@ def run_variants_in_subprocesses(script: Path, variants: Sequence[str], workdir:
     for name in variants:
         print(f"--- {name}", flush=True)
         out = workdir / f"{name}.json"
-        cmd = [sys.executable, str(script), "--variant", name, "--workdir", str(workdir), *extra]
+        cmd = [sys.executable, str(script), "--variant", name, "--workdir", str(workdir.parent), *extra]
         subprocess.run(cmd, check=True, cwd=ROOT)
         results[name] = json.loads(out.read_text())
         print(f"--- {name}: done in {results[name]['train_seconds']:.0f} s of training", flush=True)
