@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -26,3 +27,16 @@ def copy_sample(source_root: Path, target_root: Path) -> Path:
     target = target_root / "sample_data"
     shutil.copytree(source_root / "sample_data", target)
     return target
+
+
+def example_input(bundle: Path, batch: int = 1, n: int = 8):
+    """A random input of the shape metadata's first input declares, with ``n`` substituted as verify_net_in_out does."""
+    import torch
+
+    spec = metadata(bundle)["network_data_format"]["inputs"]["image"]
+    shape = []
+    for size in spec["spatial_shape"]:
+        if isinstance(size, str):  # "16*n" -> 128 for n=8
+            size = eval(re.sub(r"\bn\b", str(n), size), {"__builtins__": {}})
+        shape.append(int(size))
+    return torch.rand(batch, spec["num_channels"], *shape)

@@ -39,7 +39,10 @@ def _is_nifti(path: Path) -> bool:
 
 def _damage(case: str, item: dict, dataset_dir: Path) -> tuple[str, str]:
     """Apply one kind of damage; return (path the error must name, words the error must contain)."""
-    image, label = Path(item["image"]), Path(item["label"])
+    image = Path(item["image"])
+    label = Path(item["label"]) if isinstance(item.get("label"), str | Path) else None
+    if case == "label_shape_mismatch" and (label is None or not label.is_file() or label == image):
+        pytest.skip("this workflow's items carry no label file")
     if case == "truncated_image":
         data = image.read_bytes()
         image.write_bytes(data[: len(data) // 2])
@@ -58,8 +61,8 @@ def _damage(case: str, item: dict, dataset_dir: Path) -> tuple[str, str]:
             data = np.asarray(vol.dataobj)
             nib.save(nib.Nifti1Image(np.stack([data, data], -1), vol.affine), str(image))
         else:
-            with Image.open(image) as img:
-                img.convert("L").save(image)
+            with Image.open(image) as img:  # grey where colour is expected and colour where grey is
+                img.convert("L" if img.mode in ("RGB", "RGBA") else "RGB").save(image)
         return str(image), "channel"
     if case == "nan_volume":
         if not _is_nifti(image):
@@ -86,7 +89,6 @@ def test_bad_input_stops_cleanly(generated, case: str, workflow: str, tmp_path: 
     item = load_config(bundle, workflow, **overrides).get_parsed_content(datalist_id)[0]
     if workflow == "inference" and case == "label_shape_mismatch":
         pytest.skip("inference reads no labels")
-    item.setdefault("label", item["image"])
     before = {p.name for p in tmp_path.iterdir()}
     path, words = _damage(case, item, dataset_dir)
     with pytest.raises(DatasetError) as info:
