@@ -4,22 +4,25 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-EXTRAS ?= dev
+EXTRAS ?= dev,label
+MONAILABEL := monailabel==0.8.5 pydicom-seg==0.4.1
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)-$(EXTRAS)
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test lint lock clean-outputs help
+.PHONY: setup demo test lint lock serve clean-outputs help
 
 help:
 	@echo "make demo   set up, generate every bundle's sample, train -> evaluate -> infer each on a short schedule"
 	@echo "make test   set up, then run the test suite (conformance suite over every bundle + unit tests)"
-	@echo "make lint   ruff over common/, tests/, tools/, benchmarks/"
+	@echo "make lint   ruff over common/, tests/, tools/, benchmarks/, apps/"
+	@echo "make serve  MONAI Label on 127.0.0.1:$(PORT) serving every trained bundle from a sample datastore (after make demo)"
 
 $(STAMP): pyproject.toml constraints.txt
 	@start=$$(date +%s); \
 	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (found " + sys.version.split()[0] + "); set PYTHON=python3.11")' && \
 	{ test -x $(PY) || $(PYTHON) -m venv $(VENV); } && \
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[$(EXTRAS)]" && \
+	{ [[ ",$(EXTRAS)," != *,label,* ]] || $(PY) -m pip install --quiet --no-deps $(MONAILABEL); } && \
 	rm -f $(VENV)/.installed-* && touch $@ && \
 	echo "[setup] environment ready in $$(( $$(date +%s) - start )) s"
 
@@ -34,8 +37,15 @@ test: setup
 	echo "[test] wall time $$(( $$(date +%s) - start )) s"; exit $$status
 
 lint: setup
-	$(VENV)/bin/ruff check common tests tools benchmarks
-	$(VENV)/bin/ruff format --check common tests tools benchmarks
+	$(VENV)/bin/ruff check common tests tools benchmarks apps
+	$(VENV)/bin/ruff format --check common tests tools benchmarks apps
+
+PORT ?= 8000
+DATASTORE ?= apps/monailabel/datastore
+serve: setup
+	$(PY) apps/monailabel/sample_datastore.py $(DATASTORE)
+	PATH=$(abspath $(VENV))/bin:$$PATH $(VENV)/bin/monailabel start_server --app apps/monailabel \
+		--studies $(DATASTORE) --host 127.0.0.1 --port $(PORT) --conf models all
 
 lock: setup
 	{ head -2 constraints.txt; $(PY) -m pip freeze --exclude-editable; } > constraints.txt.new && mv constraints.txt.new constraints.txt

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
-from common.workflows import discover_bundles
+from common.workflows import discover_bundles, load_config, run_workflow
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "schemas" / "meta_schema_20240725.json"
-BUNDLES = discover_bundles(ROOT)
+#: every bundle, or only those named in $TEST_BUNDLES (comma-separated), to iterate on one bundle
+BUNDLES = [b for b in discover_bundles(ROOT) if b.name in os.environ.get("TEST_BUNDLES", b.name).split(",")]
 BUNDLE_IDS = [b.name for b in BUNDLES]
 
 #: outputs a workflow may create under its bundle root; a run stopped by bad input must create none of them
@@ -40,3 +43,37 @@ def example_input(bundle: Path, batch: int = 1, n: int = 8):
             size = eval(re.sub(r"\bn\b", str(n), size), {"__builtins__": {}})
         shape.append(int(size))
     return torch.rand(batch, spec["num_channels"], *shape)
+
+
+class BundleRuns:
+    """Each bundle's sample and short-schedule training, done once per test session under a temporary bundle root.
+
+    The conformance suite, the MONAI Label app tests and the deployment tests share these runs, so CI trains each
+    bundle once.
+    """
+
+    def __init__(self, base: Path, reuse: bool = False):
+        self.base = base
+        self.reuse = reuse  # keep runs found under base (a developer's $BUNDLE_RUNS_DIR), else always redo them
+        self._runs: dict[str, SimpleNamespace] = {}
+
+    def sampled(self, bundle: Path) -> SimpleNamespace:
+        if bundle.name not in self._runs:
+            root = self.base / bundle.name
+            overrides = {"bundle_root": str(root)}
+            if not (self.reuse and (root / "sample_data").is_dir()):
+                shutil.rmtree(root, ignore_errors=True)
+                root.mkdir(parents=True)
+                run_workflow(bundle, "train", run_id="make_sample", quiet=True, **overrides)
+            self._runs[bundle.name] = SimpleNamespace(bundle=bundle, root=root, overrides=overrides, done=False)
+        return self._runs[bundle.name]
+
+    def trained(self, bundle: Path) -> SimpleNamespace:
+        run = self.sampled(bundle)
+        reusable = self.reuse and (run.root / "models" / "model.pt").is_file() and (run.root / "eval").is_dir()
+        if not run.done and not reusable:
+            epochs = load_config(bundle, "train").get_parsed_content("short_epochs")
+            run_workflow(bundle, "train", quiet=True, max_epochs=epochs, **run.overrides)
+            run_workflow(bundle, "evaluate", quiet=True, **run.overrides)
+        run.done = True
+        return run

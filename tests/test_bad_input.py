@@ -26,11 +26,10 @@ CASES = ["truncated_image", "label_shape_mismatch", "wrong_channel_count", "nan_
 
 
 @pytest.fixture(scope="module", params=BUNDLES, ids=BUNDLE_IDS)
-def generated(request, tmp_path_factory):
-    bundle: Path = request.param
-    root = tmp_path_factory.mktemp(f"{bundle.name}_pristine")
-    run_workflow(bundle, "train", run_id="make_sample", quiet=True, bundle_root=str(root))
-    return bundle, root
+def generated(request, bundle_runs):
+    """(bundle, root holding its pristine sample); cases copy the sample before damaging it."""
+    run = bundle_runs.sampled(request.param)
+    return run.bundle, run.root
 
 
 def _is_nifti(path: Path) -> bool:

@@ -112,22 +112,15 @@ def test_verify_net_in_out(bundle: Path):
 
 
 @pytest.fixture(scope="module", params=BUNDLES, ids=BUNDLE_IDS)
-def sampled(request, tmp_path_factory) -> SimpleNamespace:
-    """The bundle's sample, generated under a temporary bundle root."""
-    bundle: Path = request.param
-    root = tmp_path_factory.mktemp(bundle.name)
-    overrides = {"bundle_root": str(root)}
-    run_workflow(bundle, "train", run_id="make_sample", quiet=True, **overrides)
-    return SimpleNamespace(bundle=bundle, root=root, overrides=overrides)
+def sampled(request, bundle_runs) -> SimpleNamespace:
+    """The bundle's sample, generated under a temporary bundle root (shared with other test modules)."""
+    return bundle_runs.sampled(request.param)
 
 
 @pytest.fixture(scope="module")
-def trained(sampled) -> SimpleNamespace:
-    """Train on the bundle's short schedule, then evaluate."""
-    epochs = load_config(sampled.bundle, "train").get_parsed_content("short_epochs")
-    sampled.train = run_workflow(sampled.bundle, "train", quiet=True, max_epochs=epochs, **sampled.overrides)
-    sampled.evaluate = run_workflow(sampled.bundle, "evaluate", quiet=True, **sampled.overrides)
-    return sampled
+def trained(sampled, bundle_runs) -> SimpleNamespace:
+    """Train on the bundle's short schedule, then evaluate (once per session)."""
+    return bundle_runs.trained(sampled.bundle)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,98 @@
+"""Deployment without the project: every bundle's ``ckpt_export`` output runs where only torch is installed.
+
+A virtual environment with torch alone (no monai, no ``common``) is built once and reused while the pinned torch
+does not change (``$TORCH_ONLY_VENV``, default ``.venv-torch-only/``). For each bundle the exported TorchScript
+file is run there on the metadata-shaped sample input and compared with the eager network.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from bundle_helpers import BUNDLE_IDS, BUNDLES, ROOT, example_input
+
+from common.workflows import load_config
+
+sys.path.insert(0, str(ROOT / "tools"))
+from deployment_snippet import END, START, snippet  # noqa: E402
+
+ATOL = 1e-4
+RUNNER = """
+import importlib.util, sys, torch
+assert importlib.util.find_spec("monai") is None and importlib.util.find_spec("common") is None, "not torch-only"
+net = torch.jit.load(sys.argv[1], map_location="cpu").eval()
+x = torch.load(sys.argv[2])
+with torch.no_grad():
+    torch.save(net(x), sys.argv[3])
+print(torch.__version__)
+"""
+
+
+def _torch_pin() -> str:
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        if line.startswith("torch=="):
+            return line.split("==")[1].strip()
+    raise AssertionError("constraints.txt pins no torch")
+
+
+@pytest.fixture(scope="session")
+def torch_only_python() -> Path:
+    venv = Path(os.environ.get("TORCH_ONLY_VENV", ROOT / ".venv-torch-only"))
+    python = venv / "bin" / "python"
+    stamp = venv / f".torch-{_torch_pin()}"
+    if not stamp.exists():
+        shutil.rmtree(venv, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        # only torch and what torch itself requires, at the tested versions
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-c", str(ROOT / "constraints.txt"),
+                        f"torch=={_torch_pin()}"], check=True, timeout=1800)  # fmt: skip
+        stamp.touch()
+    listed = subprocess.run([str(python), "-m", "pip", "list", "--format=freeze"], capture_output=True, text=True)
+    installed = {line.split("==")[0].lower() for line in listed.stdout.splitlines()}
+    assert not installed & {"monai", "monai-clinical-bundles", "monailabel"}, f"{venv} is not torch-only: {installed}"
+    return python
+
+
+@pytest.mark.slow
+@pytest.mark.cli
+@pytest.mark.parametrize("bundle", BUNDLES, ids=BUNDLE_IDS)
+def test_exported_model_runs_with_torch_only(bundle: Path, bundle_runs, torch_only_python: Path, tmp_path: Path):
+    run = bundle_runs.trained(bundle)
+    ts_path, ckpt = tmp_path / "model.ts", run.root / "models" / "model.pt"
+    configs = bundle / "configs"
+    # the README's export command, through the CLI
+    cmd = [sys.executable, "-m", "monai.bundle", "ckpt_export", "network_def", "--filepath", str(ts_path),
+           "--ckpt_file", str(ckpt), "--meta_file", str(configs / "metadata.json"),
+           "--config_file", str(configs / "inference.yaml"), "--bundle_root", str(run.root)]  # fmt: skip
+    result = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
+                            text=True, timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    torch.manual_seed(0)
+    x = example_input(bundle, batch=2)
+    torch.save(x, tmp_path / "x.pt")
+    network = load_config(bundle, "inference", **run.overrides).get_parsed_content("network_def")
+    network.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=True))
+    with torch.no_grad():
+        eager = network.eval()(x)
+
+    clean_env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    deployed = subprocess.run([str(torch_only_python), "-c", RUNNER, str(ts_path), "x.pt", "y.pt"], cwd=tmp_path,
+                              env=clean_env, capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert deployed.returncode == 0, deployed.stderr[-3000:]
+    y = torch.load(tmp_path / "y.pt")
+    assert y.shape == eager.shape
+    assert torch.allclose(y, eager, atol=ATOL), f"max |diff| {(y - eager).abs().max():.2e}"
+
+
+@pytest.mark.parametrize("bundle", BUNDLES, ids=BUNDLE_IDS)
+def test_readme_carries_the_deployment_snippet_from_metadata(bundle: Path):
+    readme = (bundle / "docs" / "README.md").read_text()
+    assert START in readme and END in readme, "run: python tools/deployment_snippet.py"
+    assert snippet(bundle) in readme, "stale deployment section; run: python tools/deployment_snippet.py"
