@@ -138,11 +138,11 @@ class BundleImageResultTask(InferTask):
             written = sorted(p for p in out_dir.rglob("*") if p.is_file())
             postfix = load_config(self.path, "inference", **overrides).get("result_postfix", "")
             images = [p for p in written if p.name.lower().endswith(RESULT_SUFFIXES)]
-            chosen = [p for p in images if postfix and _stem(p).endswith(postfix)] or images
+            chosen = [p for p in images if postfix and file_stem(p).endswith(postfix)] or images
             if not chosen:
                 raise RuntimeError(f"{self.path.name}: inference wrote no image to {out_dir}: {written}")
             # MONAI Label deletes the result after sending it; keep it outside the folder we remove below
-            result = Path(tempfile.mkstemp(suffix=_suffix(chosen[0]))[1])
+            result = Path(tempfile.mkstemp(suffix=file_suffix(chosen[0]))[1])
             shutil.copyfile(chosen[0], result)
         finally:
             shutil.rmtree(out_dir, ignore_errors=True)
@@ -162,12 +162,12 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def _suffix(path: Path) -> str:
+def file_suffix(path: Path) -> str:
     return ".nii.gz" if path.name.endswith(".nii.gz") else path.suffix
 
 
-def _stem(path: Path) -> str:
-    return path.name[: -len(_suffix(path))]
+def file_stem(path: Path) -> str:
+    return path.name[: -len(file_suffix(path))]
 
 
 class BundleCollectionApp(MONAILabelApp):

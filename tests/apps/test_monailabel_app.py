@@ -35,7 +35,14 @@ except ImportError as exc:  # the extra is optional for users; `make test` insta
     )
 
 sys.path.insert(0, str(ROOT / "apps" / "monailabel"))
-from main import IMAGE_RESULT_KINDS, BundleCollectionApp, bundle_kind, select_bundles  # noqa: E402
+from main import (  # noqa: E402
+    IMAGE_RESULT_KINDS,
+    RESULT_SUFFIXES,
+    BundleCollectionApp,
+    bundle_kind,
+    file_stem,
+    select_bundles,
+)
 from sample_datastore import build_sample_datastore  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -157,7 +164,8 @@ def test_infer_over_http_matches_the_bundles_own_inference(server, bundle_runs, 
     own_dir = tmp_path / "own"
     run_workflow(bundle, "inference", quiet=True, datalist=[item], output_dir=str(own_dir), **run.overrides)
     postfix = load_config(bundle, "inference", **run.overrides).get("result_postfix", "")
-    own_files = sorted(p for p in own_dir.rglob("*") if p.is_file() and (not postfix or postfix in p.name))
+    own_files = sorted(p for p in own_dir.rglob("*") if p.is_file() and p.name.lower().endswith(RESULT_SUFFIXES))
+    own_files = [p for p in own_files if postfix and file_stem(p).endswith(postfix)] or own_files
     own = np.squeeze(read_image_array(own_files[0]))
     assert served.shape == own.shape, f"MONAI Label gave {served.shape}, the bundle {own.shape}"
     if kind == "segmentation":
