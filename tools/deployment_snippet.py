@@ -50,9 +50,11 @@ def _postprocessing(bundle: Path) -> str:
         if not isinstance(t, dict):
             continue
         name = str(t.get("_target_", "")).split(".")[-1]
-        if name in SKIP_POST:
+        if name in SKIP_POST or name.startswith("Save"):
             continue
-        args = ", ".join(f"{k}={v}" for k, v in t.items() if k not in ("_target_", "keys"))
+        # literal settings only: config references and expressions do not read as documentation
+        literal = {k: v for k, v in t.items() if k not in ("_target_", "keys") and not str(v).startswith(("$", "@"))}
+        args = ", ".join(f"{k}={v}" for k, v in literal.items())
         steps.append(f"`{name}({args})`" if args else f"`{name}`")
     return " -> ".join(steps) if steps else "none"
 

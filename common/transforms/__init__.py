@@ -1,5 +1,28 @@
 """Transforms (array and dictionary versions) the papers add to MONAI's."""
 
+from .affine_histology import (
+    AffineToOriginald,
+    HistologyCanvasd,
+    LoadLandmarksd,
+    SaveAffineOutputsd,
+    affine_to_3x3,
+    canvas_scale_matrix,
+    checkerboard,
+    pair_stem,
+    rotation90_affine,
+    to_grey_canvas,
+    warp_affine,
+)
+from .arbitrary_scale import (
+    ArbitraryScaleDegrade,
+    ArbitraryScaleDegraded,
+    RandArbitraryScalePatch,
+    RandArbitraryScalePatchd,
+    SaveSuperResolutiond,
+    degrade_to_size,
+    gaussian_blur,
+)
+from .degradation import BicubicDegrade, BicubicDegraded, crop_to_multiple
 from .distance_maps import (
     ABSENT_MODES,
     DISTANCE_KINDS,
@@ -12,9 +35,50 @@ from .distance_maps import (
     signed_distance_map,
 )
 from .points import PointAnnotationd, sample_point_annotations
+from .registration import (
+    OASIS_FILE_STEMS,
+    DropTrailingSingleton,
+    DropTrailingSingletond,
+    PairNamed,
+    SaveDeformationGridd,
+    WarpImage,
+    WarpImaged,
+    deformation_grid,
+    pair_name,
+)
 from .slicing import SelectSlice, SelectSliced
 
 __all__ = [
+    "AffineToOriginald",
+    "HistologyCanvasd",
+    "LoadLandmarksd",
+    "SaveAffineOutputsd",
+    "affine_to_3x3",
+    "canvas_scale_matrix",
+    "checkerboard",
+    "pair_stem",
+    "rotation90_affine",
+    "to_grey_canvas",
+    "warp_affine",
+    "OASIS_FILE_STEMS",
+    "DropTrailingSingleton",
+    "DropTrailingSingletond",
+    "PairNamed",
+    "SaveDeformationGridd",
+    "WarpImage",
+    "WarpImaged",
+    "deformation_grid",
+    "pair_name",
+    "BicubicDegrade",
+    "BicubicDegraded",
+    "crop_to_multiple",
+    "ArbitraryScaleDegrade",
+    "ArbitraryScaleDegraded",
+    "RandArbitraryScalePatch",
+    "RandArbitraryScalePatchd",
+    "SaveSuperResolutiond",
+    "degrade_to_size",
+    "gaussian_blur",
     "ABSENT_MODES",
     "DISTANCE_KINDS",
     "PointAnnotationd",

@@ -1,0 +1,260 @@
+"""Reader for breast ultrasound classification data in class folders (the BUSI layout) and for OOD image sets.
+
+In-distribution data: one folder per class, as the public BUSI dataset (Al-Dhabyani et al. 2020) ships it::
+
+    <dataset_dir>/
+      normal/normal (1).png ...            B-mode images
+      normal/normal (1)_mask.png ...       BUSI's lesion masks: ignored (names ending in _mask or _mask_<k>)
+      benign/benign (1).png ...
+      malignant/malignant (1).png ...
+      [splits.json]                        optional {"train": [...], "val": [...], "test": [...],
+                                                     "calibration": [...]}, paths relative to <dataset_dir>
+
+``calibration`` (optional) lists the images on which OOD thresholds are fitted (the paper fits them on its POCUS
+training images); it defaults to the ``train`` split. Without ``splits.json``, each class is split on its own by a
+seeded shuffle (stratified).
+
+Out-of-distribution sets: one folder per set, every image in it is OOD::
+
+    <ood_dir>/
+      <set_name>/*.png                     e.g. mnist/, corrupt_pocus/, cca/
+
+Both readers raise :class:`DatasetLayoutError` naming the folder; :func:`check_image_datalist` decodes every file
+and raises :class:`ImageFileError` naming the file (unreadable, wrong channel count, too small, constant).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DatasetError, DatasetLayoutError, ImageFileError
+from .splits import split_groups
+from .validation import RASTER_SUFFIXES, check_image
+
+__all__ = [
+    "BUSI_CLASSES",
+    "BUSI_LAYOUT",
+    "OOD_LAYOUT",
+    "busi_cases",
+    "busi_datalist",
+    "check_image_datalist",
+    "class_weights",
+    "ood_datalists",
+]
+
+BUSI_CLASSES = ("normal", "benign", "malignant")
+
+BUSI_LAYOUT = """\
+<dataset_dir>/
+  normal/<name>.png        one folder per class (normal, benign, malignant); PNG, JPEG, BMP or TIFF
+  benign/<name>.png        BUSI's *_mask.png / *_mask_<k>.png files are ignored
+  malignant/<name>.png
+  [ood/<set>/<name>.png]   optional OOD sets (the default --ood_dir)
+  [splits.json]            optional {"train": [...], "val": [...], "test": [...], "calibration": [...]}
+                           with paths relative to <dataset_dir>, e.g. "benign/benign (1).png"
+"""
+
+OOD_LAYOUT = """\
+<ood_dir>/
+  <set_name>/<name>.png    one folder per OOD set (e.g. mnist/, corrupt_pocus/, cca/); every image is OOD
+"""
+
+SPLITS = ("train", "val", "test", "trainval", "calibration", "all")
+_MASK = re.compile(r"_mask(_\d+)?$", re.IGNORECASE)
+
+
+def _images_in(folder: Path) -> list[Path]:
+    """Image files of a folder (no masks, no hidden files), sorted by name."""
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file()
+        and p.suffix.lower() in RASTER_SUFFIXES
+        and not p.name.startswith(".")
+        and not _MASK.search(p.stem)
+    )
+
+
+def busi_cases(
+    dataset_dir: str | Path, classes: Sequence[str] = BUSI_CLASSES, ignore_dirs: Sequence[str] = ("ood",)
+) -> list[dict[str, object]]:
+    """Every image of the class folders: items ``{"image": path, "label": class index, "case": relative path}``.
+
+    Args:
+        dataset_dir: root holding one folder per class.
+        classes: class folder names, in label order.
+        ignore_dirs: sub-folders that are not classes (the default OOD folder ``ood``); hidden folders are ignored.
+
+    Raises:
+        DatasetLayoutError: missing root, a folder that is not a known class (a typo, or another dataset's class),
+            a missing class folder or a class folder without images.
+    """
+    root = Path(dataset_dir)
+    if not root.is_dir():
+        raise DatasetLayoutError(root, "dataset folder does not exist", BUSI_LAYOUT)
+    folders = {p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")} - set(ignore_dirs)
+    if not folders & set(classes):
+        raise DatasetLayoutError(root, f"holds none of the class folders {list(classes)}", BUSI_LAYOUT)
+    unknown = sorted(folders - set(classes))
+    if unknown:
+        raise DatasetLayoutError(
+            root / unknown[0], f"is not a class folder (classes: {list(classes)}; unknown: {unknown})", BUSI_LAYOUT
+        )
+    items: list[dict[str, object]] = []
+    for label, name in enumerate(classes):
+        folder = root / name
+        if not folder.is_dir():
+            raise DatasetLayoutError(folder, f"class folder '{name}' is missing", BUSI_LAYOUT)
+        images = _images_in(folder)
+        if not images:
+            raise DatasetLayoutError(folder, f"class folder '{name}' holds no images", BUSI_LAYOUT)
+        items += [{"image": str(p), "label": label, "case": f"{name}/{p.name}"} for p in images]
+    return items
+
+
+def _read_splits(split_file: Path, cases: set[str]) -> dict[str, list[str]]:
+    try:
+        splits = json.loads(split_file.read_text())
+        lists = {k: [str(c) for c in splits[k]] for k in ("train", "val", "test")}
+        if "calibration" in splits:
+            lists["calibration"] = [str(c) for c in splits["calibration"]]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DatasetLayoutError(split_file, f"cannot read the train/val/test lists ({exc!r})", BUSI_LAYOUT) from exc
+    for key, names in lists.items():
+        missing = sorted(set(names) - cases)
+        if missing:
+            raise DatasetLayoutError(
+                split_file, f"'{key}' lists {len(missing)} image(s) not in the class folders, e.g. '{missing[0]}'"
+            )
+    return lists
+
+
+def busi_datalist(
+    dataset_dir: str | Path,
+    split: str = "train",
+    seed: int = 0,
+    fractions: Sequence[float] = (0.7, 0.1, 0.2),
+    classes: Sequence[str] = BUSI_CLASSES,
+    ignore_dirs: Sequence[str] = ("ood",),
+) -> list[dict[str, object]]:
+    """Items of one split: ``{"image": path, "label": int, "case": "<class>/<file>"}``.
+
+    Args:
+        dataset_dir: root in the class-folder layout (:data:`BUSI_LAYOUT`).
+        split: ``train``, ``val``, ``test``, ``trainval`` (train + val), ``calibration`` (where OOD thresholds
+            are fitted: ``splits.json``'s list, else ``train``) or ``all``.
+        seed: seed of the stratified shuffle used without ``splits.json``.
+        fractions: train / val / test fractions of each class without ``splits.json``.
+        classes: class folder names in label order.
+        ignore_dirs: sub-folders that are not classes.
+
+    Raises:
+        ValueError: unknown split.
+        DatasetLayoutError: see :func:`busi_cases`, or a ``splits.json`` that cannot be read or names
+            images that do not exist.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got '{split}'")
+    items = busi_cases(dataset_dir, classes, ignore_dirs)
+    if split == "all":
+        return items
+    split_file = Path(dataset_dir) / "splits.json"
+    if split_file.is_file():
+        lists = _read_splits(split_file, {str(i["case"]) for i in items})
+    else:
+        lists = {"train": [], "val": [], "test": []}
+        for label in range(len(classes)):
+            parts = split_groups([str(i["case"]) for i in items if i["label"] == label], fractions, seed)
+            for key in lists:
+                lists[key] += parts[key]
+    lists.setdefault("calibration", lists["train"])
+    names = set(lists["train"]) | set(lists["val"]) if split == "trainval" else set(lists[split])
+    return [i for i in items if i["case"] in names]
+
+
+def ood_datalists(ood_dir: str | Path, sets: Sequence[str] | None = None) -> dict[str, list[dict[str, object]]]:
+    """The OOD sets of ``ood_dir``: set name -> items ``{"image": path, "case": "<set>/<file>", "ood_set": name}``.
+
+    Args:
+        ood_dir: root with one folder per OOD set (:data:`OOD_LAYOUT`).
+        sets: the set folders to read (default: every non-hidden folder, sorted).
+
+    Raises:
+        DatasetLayoutError: missing root, no set folder, a requested set that is missing or a set without images.
+    """
+    root = Path(ood_dir)
+    if not root.is_dir():
+        raise DatasetLayoutError(root, "OOD folder does not exist", OOD_LAYOUT)
+    names = (
+        list(sets)
+        if sets is not None
+        else sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    )
+    if not names:
+        raise DatasetLayoutError(root, "holds no OOD set folders", OOD_LAYOUT)
+    result = {}
+    for name in names:
+        folder = root / name
+        if not folder.is_dir():
+            raise DatasetLayoutError(folder, f"OOD set '{name}' is missing", OOD_LAYOUT)
+        images = _images_in(folder)
+        if not images:
+            raise DatasetLayoutError(folder, f"OOD set '{name}' holds no images", OOD_LAYOUT)
+        result[name] = [{"image": str(p), "case": f"{name}/{p.name}", "ood_set": name} for p in images]
+    return result
+
+
+def check_image_datalist(
+    datalist: Sequence[Mapping[str, object]],
+    image_channels: int | Sequence[int] = 1,
+    min_size: int = 32,
+    image_key: str = "image",
+    progress: bool = True,
+) -> Sequence[Mapping[str, object]]:
+    """Decode and check every image of a classification datalist before anything is written; return it unchanged.
+
+    Each image must be readable, 2D with ``image_channels`` channels, at least ``min_size`` pixels on each side,
+    finite and not constant (a constant image carries no information and cannot be intensity-normalised).
+    Items whose image is not a path (arrays handed over by MONAI Label) are skipped.
+
+    Raises:
+        DatasetError: empty datalist.
+        ImageFileError: the first bad file, named with its problem.
+    """
+    if len(datalist) == 0:
+        raise DatasetError("the datalist is empty: the dataset folder holds no usable images")
+    items = datalist
+    if progress and len(datalist) > 20:
+        from tqdm import tqdm
+
+        items = tqdm(datalist, desc="checking image files", file=sys.stdout, leave=False)
+    for item in items:
+        path = item.get(image_key)
+        if not isinstance(path, (str, Path)):
+            continue
+        array = check_image(path, channels=image_channels, spatial_ndim=2)
+        height, width = array.shape[:2]
+        if min(height, width) < min_size:
+            raise ImageFileError(path, f"image size {width}x{height} is below the minimum {min_size}x{min_size}")
+        if np.ptp(array.reshape(-1)) == 0:
+            raise ImageFileError(path, f"image is constant (every pixel {array.reshape(-1)[0]}): nothing to classify")
+    return datalist
+
+
+def class_weights(datalist: Sequence[Mapping[str, object]], num_classes: int = 3) -> list[float]:
+    """Per-class loss weights giving every class equal influence: ``n / (num_classes * n_c)``.
+
+    Raises:
+        DatasetError: a class without any item (its weight would be infinite).
+    """
+    labels = np.asarray([int(i["label"]) for i in datalist], dtype=int)
+    counts = np.bincount(labels, minlength=num_classes)[:num_classes]
+    if (counts == 0).any():
+        raise DatasetError(f"classes {np.flatnonzero(counts == 0).tolist()} have no training images: {counts.tolist()}")
+    return (len(labels) / (num_classes * counts)).astype(float).tolist()

@@ -1,0 +1,644 @@
+"""Engine pieces of the breast ultrasound OOD bundle: multi-exit training, the deep ensemble, scoring, reports.
+
+- :class:`ExitsInferer`: lets MONAI's ``SupervisedTrainer`` train all exits (``network.forward_exits``).
+- :func:`sample_member_hyperparameters` / :func:`train_ensemble`: the paper's deep ensemble (Table 2: 0-15 % of
+  the training data left out, learning rate 1e-4..1e-3, Adam or RMSprop, 25-85 epochs, batch 8..128).
+- :func:`score_datalist`: every OOD score of every image (MSP, ``-E`` per exit, multi-level, ensemble).
+- :func:`write_ood_thresholds`: fits the thresholds (95 % / 80 % of the calibration images kept) after training.
+- :class:`OODEvaluationReport`: evaluator handler writing ``eval/metrics.json`` (classification, OOD AUROC / FPR
+  with bootstrap CIs per OOD set, AUC after rejection).
+- :class:`OODInferenceWriter`: evaluator handler writing one JSON per image (probabilities, scores, ID flag).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from monai.inferers import Inferer
+from monai.utils import min_version, optional_import
+
+from ..data.atomic import write_folder_atomically
+from ..metrics.ood import (
+    MultiLevelRule,
+    auc_after_rejection,
+    bootstrap_ci,
+    energy_score,
+    ensemble_uncertainties,
+    fit_threshold,
+    fpr_at_threshold,
+    fpr_at_tpr,
+    max_softmax_probability,
+    roc_auc,
+)
+from .metrics_report import write_json_atomic
+
+Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
+
+__all__ = [
+    "ENSEMBLE_SPACE",
+    "OOD_METHODS",
+    "ExitsInferer",
+    "OODEvaluationReport",
+    "OODInferenceWriter",
+    "fit_ood_thresholds",
+    "load_ensemble",
+    "ood_flags",
+    "sample_member_hyperparameters",
+    "score_datalist",
+    "train_ensemble",
+    "write_ood_thresholds",
+]
+
+logger = logging.getLogger(__name__)
+
+#: the paper's Table 2
+ENSEMBLE_SPACE = {
+    "left_out": (0.0, 0.15),
+    "learning_rate": (1e-4, 1e-3),
+    "optimizer": ("adam", "rmsprop"),
+    "epochs": (25, 85),
+    "batch_size": (8, 16, 32, 64, 128),
+}
+
+#: OOD methods, as ID scores (higher = in-distribution); ``energy_multilevel`` is the paper's 3-exit rule
+OOD_METHODS = (
+    "msp",
+    "energy_exit1",
+    "energy_exit2",
+    "energy_exit3",
+    "energy_multilevel",
+    "ensemble_variance",
+    "ensemble_weighted_variance",
+    "ensemble_epistemic",
+)
+
+
+class ExitsInferer(Inferer):
+    """Inferer returning every exit's logits ``[B, exits, C]`` (``network.forward_exits``), for multi-exit training."""
+
+    def __call__(self, inputs: torch.Tensor, network: Any, *args: Any, **kwargs: Any) -> torch.Tensor:
+        # a DistributedDataParallel wrapper exposes only forward(): reach the wrapped module (untested on GPUs)
+        return getattr(network, "module", network).forward_exits(inputs)
+
+
+def sample_member_hyperparameters(
+    rng: np.random.Generator, epoch_scale: float = 1.0, lr_scale: float = 1.0
+) -> dict[str, Any]:
+    """Draw one ensemble member's training set-up from the paper's Table 2.
+
+    The learning rate is drawn log-uniformly in [1e-4, 1e-3] (the paper gives only the range), then multiplied by
+    ``lr_scale``; epochs uniformly in 25..85, multiplied by ``epoch_scale`` (shorter schedules on the sample; at
+    least 1). Both scales are 1 for the paper's set-up.
+    """
+    lo, hi = ENSEMBLE_SPACE["epochs"]
+    return {
+        "left_out": float(rng.uniform(*ENSEMBLE_SPACE["left_out"])),
+        "learning_rate": float(np.exp(rng.uniform(*np.log(ENSEMBLE_SPACE["learning_rate"])))) * lr_scale,
+        "optimizer": str(rng.choice(ENSEMBLE_SPACE["optimizer"])),
+        "epochs": max(1, int(round(int(rng.integers(lo, hi + 1)) * epoch_scale))),
+        "batch_size": int(rng.choice(ENSEMBLE_SPACE["batch_size"])),
+    }
+
+
+def _batches(dataset: Any, indices: Sequence[int], batch_size: int, generator: torch.Generator):
+    order = torch.randperm(len(indices), generator=generator).tolist()
+    for start in range(0, len(order), batch_size):
+        items = [dataset[indices[i]] for i in order[start : start + batch_size]]
+        yield (
+            torch.stack([torch.as_tensor(i["image"]) for i in items]),
+            torch.as_tensor([int(i["label"]) for i in items]),
+        )
+
+
+def train_ensemble(
+    network_factory: Callable[[], torch.nn.Module],
+    dataset: Any,
+    output_dir: str | Path,
+    size: int,
+    loss_function: torch.nn.Module,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+    epoch_scale: float = 1.0,
+    overwrite: bool = True,
+    lr_scale: float = 1.0,
+    max_batch_size: int | None = None,
+    min_steps: int = 0,
+) -> list[dict[str, Any]]:
+    """Train ``size`` independent members and write them to ``output_dir`` atomically.
+
+    Each member gets its own seed and Table 2 set-up (:func:`sample_member_hyperparameters`), drops its
+    ``left_out`` fraction of ``dataset`` and trains from scratch; the last epoch's weights are kept (the paper
+    does not mention model selection for members). Writes ``member_<k>.pt`` (plain state dicts) and
+    ``members.json`` (the set-ups).
+
+    Args:
+        network_factory: returns a new untrained member network.
+        dataset: indexable training dataset whose items are dicts with ``image`` (tensor) and ``label``;
+            random augmentations in its transform give each epoch new views.
+        output_dir: where the members go (replaced as a whole).
+        size: number of members (the paper: 20).
+        loss_function: e.g. class-weighted cross-entropy (``MultiExitLoss`` accepts ``[B, C]``).
+        device: training device.
+        seed: base seed; member ``k`` uses ``seed + 1000 * (k + 1)``.
+        epoch_scale: multiplies the drawn epochs (1.0 = the paper's 25-85).
+        overwrite: replace an existing ``output_dir``.
+        lr_scale: multiplies the drawn learning rate (1.0 = the paper's 1e-4..1e-3).
+        max_batch_size: caps the drawn batch size (``None`` = the paper's 8..128). On a ~100-image sample a batch
+            of 64 or 128 gives one or two optimiser steps per epoch.
+        min_steps: raises the epochs so that a member makes at least this many optimiser steps (0 = the drawn
+            epochs only, the paper). The plain CNN (no exits, so no deep supervision) sits on the ``ln 3`` loss
+            plateau for its first ~40 Adam steps; fewer steps leave it at chance.
+
+    Returns:
+        The members' set-ups (as in ``members.json``).
+
+    Raises:
+        ValueError: ``size`` < 1 or an empty dataset.
+    """
+    if size < 1:
+        raise ValueError(f"ensemble size must be at least 1, got {size}")
+    if len(dataset) == 0:
+        raise ValueError("cannot train an ensemble on an empty dataset")
+    device = torch.device(device)
+    members: list[dict[str, Any]] = []
+    states: list[dict[str, torch.Tensor]] = []
+    for k in range(size):
+        member_seed = seed + 1000 * (k + 1)
+        rng = np.random.default_rng(member_seed)
+        setup = sample_member_hyperparameters(rng, epoch_scale, lr_scale)
+        torch.manual_seed(member_seed)
+        keep = max(1, int(round(len(dataset) * (1.0 - setup["left_out"]))))
+        indices = sorted(rng.permutation(len(dataset))[:keep].tolist())
+        if max_batch_size is not None and setup["batch_size"] > max_batch_size:
+            setup.update(drawn_batch_size=setup["batch_size"], batch_size=max(1, int(max_batch_size)))
+        steps_per_epoch = math.ceil(len(indices) / setup["batch_size"])
+        if setup["epochs"] * steps_per_epoch < min_steps:
+            setup.update(drawn_epochs=setup["epochs"], epochs=math.ceil(min_steps / steps_per_epoch))
+        network = network_factory().to(device)
+        optimizer_cls = torch.optim.Adam if setup["optimizer"] == "adam" else torch.optim.RMSprop
+        optimizer = optimizer_cls(network.parameters(), lr=setup["learning_rate"])
+        generator = torch.Generator().manual_seed(member_seed)
+        network.train()
+        last = math.nan
+        for _ in range(setup["epochs"]):
+            for images, labels in _batches(dataset, indices, setup["batch_size"], generator):
+                optimizer.zero_grad()
+                loss = loss_function(network(images.to(device)), labels.to(device))
+                loss.backward()
+                optimizer.step()
+                last = float(loss.item())
+        setup.update(member=k, seed=member_seed, num_images=len(indices), final_loss=round(last, 6))
+        logger.info(f"ensemble member {k + 1}/{size}: {setup}")
+        members.append(setup)
+        states.append({n: t.detach().cpu() for n, t in network.state_dict().items()})
+
+    def fill(tmp: Path) -> None:
+        for k, state in enumerate(states):
+            torch.save(state, tmp / f"member_{k:02d}.pt")
+        (tmp / "members.json").write_text(json.dumps(members, indent=2) + "\n")
+
+    write_folder_atomically(output_dir, fill, overwrite=overwrite)
+    return members
+
+
+def load_ensemble(
+    ensemble_dir: str | Path, network_factory: Callable[[], torch.nn.Module], device: str | torch.device = "cpu"
+) -> list[torch.nn.Module]:
+    """Members written by :func:`train_ensemble`, in eval mode; an empty list when the folder does not exist.
+
+    Raises:
+        FileNotFoundError: the folder exists but holds no ``member_*.pt``.
+    """
+    folder = Path(ensemble_dir)
+    if not folder.exists():
+        return []
+    paths = sorted(folder.glob("member_*.pt"))
+    if not paths:
+        raise FileNotFoundError(f"{folder}: no member_*.pt checkpoints (train the ensemble again)")
+    members = []
+    for path in paths:
+        network = network_factory()
+        network.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        members.append(network.to(device).eval())
+    return members
+
+
+@torch.no_grad()
+def _predict(network: torch.nn.Module, images: torch.Tensor, exits: bool) -> torch.Tensor:
+    network.eval()
+    module = getattr(network, "module", network)
+    return module.forward_exits(images) if exits else module(images)
+
+
+@torch.no_grad()
+def score_datalist(
+    network: torch.nn.Module,
+    members: Sequence[torch.nn.Module],
+    datalist: Sequence[Mapping[str, Any]],
+    transform: Callable[[Mapping[str, Any]], Mapping[str, Any]],
+    device: str | torch.device = "cpu",
+    temperature: float = 0.001,
+    batch_size: int = 16,
+) -> dict[str, np.ndarray]:
+    """Run the multi-exit network (and the ensemble) over a datalist; return per-image arrays.
+
+    Returns:
+        ``exit_logits [n, exits, C]``, ``probabilities [n, C]`` (final exit softmax), ``msp [n]``,
+        ``energy [n, exits]`` (the ID score ``-E`` per exit), and with members: ``ensemble_probabilities
+        [n, C]``, ``ensemble_variance``, ``ensemble_weighted_variance``, ``ensemble_epistemic`` (uncertainties,
+        high = OOD).
+    """
+    device = torch.device(device)
+    logits, member_probs = [], []
+    for start in range(0, len(datalist), batch_size):
+        images = torch.stack(
+            [torch.as_tensor(transform(dict(i))["image"]) for i in datalist[start : start + batch_size]]
+        )
+        images = images.to(device)
+        logits.append(_predict(network, images, exits=True).cpu())
+        if members:
+            member_probs.append(torch.stack([torch.softmax(_predict(m, images, False).cpu(), -1) for m in members]))
+    exit_logits = torch.cat(logits).double()
+    out = {
+        "exit_logits": exit_logits.numpy(),
+        "probabilities": torch.softmax(exit_logits[:, -1], -1).numpy(),
+        "msp": max_softmax_probability(exit_logits[:, -1]).numpy(),
+        "energy": energy_score(exit_logits, temperature).numpy(),
+    }
+    if members:
+        unc = ensemble_uncertainties(torch.cat(member_probs, dim=1))
+        out["ensemble_probabilities"] = unc["mean"].numpy()
+        for key in ("variance", "weighted_variance", "epistemic"):
+            out[f"ensemble_{key}"] = unc[key].numpy()
+    return out
+
+
+def _id_scores(scores: Mapping[str, np.ndarray], rule: MultiLevelRule | None) -> dict[str, np.ndarray]:
+    """Every available method as an ID score (higher = in-distribution)."""
+    result = {"msp": scores["msp"]}
+    for k in range(scores["energy"].shape[1]):
+        result[f"energy_exit{k + 1}"] = scores["energy"][:, k]
+    if rule is not None:
+        result["energy_multilevel"] = rule.combined(scores["energy"])
+    for key in ("variance", "weighted_variance", "epistemic"):
+        if f"ensemble_{key}" in scores:
+            result[f"ensemble_{key}"] = -scores[f"ensemble_{key}"]
+    return result
+
+
+def fit_ood_thresholds(calibration: Mapping[str, np.ndarray], keeps: Sequence[float] = (0.95, 0.80)) -> dict:
+    """Thresholds of every method on ID scores, keeping each fraction of ``keeps`` of the calibration images.
+
+    Returns:
+        ``{"keeps": [...], "calibration_energy": [[...]], "methods": {method: {str(keep): threshold}},
+        "multilevel_exit_thresholds": {str(keep): [t1, t2, t3]}}``; enough to flag new images
+        (:func:`ood_flags`).
+    """
+    rule = MultiLevelRule(calibration["energy"])
+    ids = _id_scores(calibration, rule)
+    return {
+        "keeps": [float(k) for k in keeps],
+        "num_calibration_images": int(len(calibration["msp"])),
+        "calibration_energy": rule.calibration.tolist(),
+        "methods": {m: {str(k): fit_threshold(s, k) for k in keeps} for m, s in ids.items()},
+        "multilevel_exit_thresholds": {str(k): rule.exit_thresholds(k) for k in keeps},
+    }
+
+
+def ood_flags(scores: Mapping[str, np.ndarray], thresholds: Mapping[str, Any], keep: float) -> dict[str, np.ndarray]:
+    """``{method: bool [n]}`` True where the image is accepted as in-distribution at the ``keep`` threshold."""
+    rule = MultiLevelRule(np.asarray(thresholds["calibration_energy"]))
+    ids = _id_scores(scores, rule)
+    return {m: ids[m] >= thresholds["methods"][m][str(keep)] for m in ids if m in thresholds["methods"]}
+
+
+def write_ood_thresholds(
+    path: str | Path,
+    network: torch.nn.Module,
+    ckpt_path: str | Path,
+    datalist: Sequence[Mapping[str, Any]],
+    transform: Callable,
+    ensemble_dir: str | Path | None = None,
+    member_factory: Callable[[], torch.nn.Module] | None = None,
+    device: str | torch.device = "cpu",
+    temperature: float = 0.001,
+    keeps: Sequence[float] = (0.95, 0.80),
+) -> Path:
+    """After training: load the best checkpoint, score the calibration images, write the thresholds JSON."""
+    network.load_state_dict(torch.load(ckpt_path, map_location=device, weights_only=True))
+    members = load_ensemble(ensemble_dir, member_factory, device) if ensemble_dir and member_factory else []
+    scores = score_datalist(network, members, datalist, transform, device, temperature)
+    payload = {"temperature": temperature, "num_members": len(members), **fit_ood_thresholds(scores, keeps)}
+    return write_json_atomic(path, payload)
+
+
+def _round(value: float) -> float | None:
+    return None if value is None or not math.isfinite(float(value)) else round(float(value), 6)
+
+
+def _macro_auc(labels: np.ndarray, probs: np.ndarray) -> float:
+    """Mean over classes of one-vs-rest AUC (classes absent from ``labels`` are skipped)."""
+    values = [
+        roc_auc(probs[labels == c, c], probs[labels != c, c])
+        for c in range(probs.shape[1])
+        if (labels == c).any() and (labels != c).any()
+    ]
+    return float(np.mean(values)) if values else float("nan")
+
+
+class OODEvaluationReport:
+    """Evaluator handler: at the end of the ID test pass, score every set and write the full report.
+
+    Writes ``<output_dir>/metrics.json`` with ``metrics`` (flat scalars: the evaluator's metrics, ``trivial_*``
+    baselines, classification figures, and ``<method>/<ood set>/auroc``, ``.../auroc_ci_low``/``high``,
+    ``.../fpr95`` and ``.../fpr80`` at the calibration thresholds, ``.../fpr95_test`` at 95 % TPR on the ID test
+    set), ``ood`` (the same as a nested table), ``rejection`` (cancer-vs-rest AUC after leaving out images flagged
+    at each keep fraction, with bootstrap CI), ``cases`` (per test image) and ``num_cases``.
+
+    Args:
+        network: the trained multi-exit network (weights loaded by the evaluator's CheckpointLoader first).
+        test_datalist: ID test items (``image``, ``label``).
+        calibration_datalist: images whose scores fix the thresholds (the paper: POCUS training images).
+        ood_datalists: OOD set name -> items.
+        transform: deterministic preprocessing of one item (the evaluator's ``preprocessing``).
+        output_dir: folder of ``metrics.json``.
+        class_names: class names in label order.
+        ensemble_dir, member_factory: the deep ensemble (skipped when the folder does not exist).
+        device: inference device.
+        temperature: energy temperature (the paper: 0.001).
+        keeps: calibration fractions kept as ID (the paper: 0.95 and 0.80).
+        num_bootstrap: bootstrap resamples (the paper: 1000).
+        bootstrap_resample: ``"id"`` (the paper) or ``"both"``.
+        positive_class: class of the binary cancer-vs-rest AUC (malignant).
+        seed: bootstrap seed.
+        extra: constant entries copied into the report.
+    """
+
+    def __init__(
+        self,
+        network: torch.nn.Module,
+        test_datalist: Sequence[Mapping[str, Any]],
+        calibration_datalist: Sequence[Mapping[str, Any]],
+        ood_datalists: Mapping[str, Sequence[Mapping[str, Any]]],
+        transform: Callable,
+        output_dir: str | Path,
+        class_names: Sequence[str] = ("normal", "benign", "malignant"),
+        ensemble_dir: str | Path | None = None,
+        member_factory: Callable[[], torch.nn.Module] | None = None,
+        device: str | torch.device = "cpu",
+        temperature: float = 0.001,
+        keeps: Sequence[float] = (0.95, 0.80),
+        num_bootstrap: int = 1000,
+        bootstrap_resample: str = "id",
+        positive_class: int = 2,
+        seed: int = 0,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.network = network
+        self.test_datalist = test_datalist
+        self.calibration_datalist = calibration_datalist
+        self.ood_datalists = ood_datalists
+        self.transform = transform
+        self.path = Path(output_dir) / "metrics.json"
+        self.class_names = list(class_names)
+        self.ensemble_dir = ensemble_dir
+        self.member_factory = member_factory
+        self.device = device
+        self.temperature = temperature
+        self.keeps = list(keeps)
+        self.num_bootstrap = num_bootstrap
+        self.bootstrap_resample = bootstrap_resample
+        self.positive_class = positive_class
+        self.seed = seed
+        self.extra = dict(extra or {})
+
+    def attach(self, engine: Any) -> None:
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self)
+
+    def compute(self) -> dict[str, Any]:
+        """Score every set and build the report (without writing it)."""
+        members = (
+            load_ensemble(self.ensemble_dir, self.member_factory, self.device)
+            if self.ensemble_dir and self.member_factory
+            else []
+        )
+
+        def run(datalist):
+            return score_datalist(self.network, members, datalist, self.transform, self.device, self.temperature)
+
+        calibration, test = run(self.calibration_datalist), run(self.test_datalist)
+        ood = {name: run(items) for name, items in self.ood_datalists.items()}
+        thresholds = fit_ood_thresholds(calibration, self.keeps)
+        rule = MultiLevelRule(calibration["energy"])
+        test_ids = _id_scores(test, rule)
+        labels = np.asarray([int(i["label"]) for i in self.test_datalist])
+        metrics: dict[str, Any] = {}
+        k = len(self.class_names)
+        for prefix, probs in [("", test["probabilities"]), ("ensemble_", test.get("ensemble_probabilities"))]:
+            if probs is None:
+                continue
+            metrics[f"{prefix}accuracy"] = float((probs.argmax(1) == labels).mean())
+            metrics[f"{prefix}macro_auc"] = _macro_auc(labels, probs)
+            metrics[f"{prefix}cancer_auc"] = auc_after_rejection(
+                labels == self.positive_class, probs[:, self.positive_class]
+            )
+        # trivial baselines scored by the same functions: a constant prediction (AUC 0.5) and the majority class
+        constant = np.full((len(labels), k), 1.0 / k)
+        metrics["trivial_macro_auc"] = _macro_auc(labels, constant)
+        metrics["trivial_accuracy"] = float(np.bincount(labels, minlength=k).max() / len(labels))
+        metrics["trivial_cancer_auc"] = auc_after_rejection(labels == self.positive_class, constant[:, 0])
+        table: dict[str, dict[str, dict[str, float | None]]] = {}
+        for method, id_score in test_ids.items():
+            table[method] = {}
+            for name, scores in ood.items():
+                ood_score = _id_scores(scores, rule)[method]
+                low, high = bootstrap_ci(roc_auc, id_score, ood_score, self.num_bootstrap, self.seed,
+                                         self.bootstrap_resample)  # fmt: skip
+                row = {"auroc": roc_auc(id_score, ood_score), "auroc_ci_low": low, "auroc_ci_high": high}
+                for keep in self.keeps:
+                    tag = f"fpr{int(round(keep * 100))}"
+                    row[tag] = fpr_at_threshold(ood_score, thresholds["methods"][method][str(keep)])
+                    row[f"{tag}_test"] = fpr_at_tpr(id_score, ood_score, keep)
+                    row[f"id_test_kept{int(round(keep * 100))}"] = fpr_at_threshold(
+                        id_score, thresholds["methods"][method][str(keep)]
+                    )
+                table[method][name] = {key: _round(v) for key, v in row.items()}
+                for key, value in row.items():
+                    metrics[f"{method}/{name}/{key}"] = value
+        rejection = self._rejection(test, test_ids, thresholds, labels)
+        cases = {}
+        flags = {keep: ood_flags(test, thresholds, keep) for keep in self.keeps}
+        for i, item in enumerate(self.test_datalist):
+            case = str(item.get("case", Path(str(item["image"])).name))
+            cases[case] = {
+                "label": self.class_names[labels[i]],
+                "predicted": self.class_names[int(test["probabilities"][i].argmax())],
+                "correct": float(test["probabilities"][i].argmax() == labels[i]),
+                "probabilities": {c: _round(p) for c, p in zip(self.class_names, test["probabilities"][i])},
+                "scores": {m: _round(s[i]) for m, s in test_ids.items()},
+                "in_distribution": {f"{m}@{keep}": bool(f[m][i]) for keep, f in flags.items() for m in f},
+            }
+        report = {
+            "metrics": {key: _round(v) for key, v in metrics.items()},
+            "ood": table,
+            "rejection": rejection,
+            "thresholds": {m: v for m, v in thresholds["methods"].items()},
+            "multilevel_exit_thresholds": thresholds["multilevel_exit_thresholds"],
+            "num_ensemble_members": len(members),
+            "num_calibration_images": len(self.calibration_datalist),
+            "ood_sets": {name: len(items) for name, items in self.ood_datalists.items()},
+            "cases": cases,
+            "num_cases": len(self.test_datalist),
+            **self.extra,
+        }
+        return report
+
+    def _rejection(self, test, test_ids, thresholds, labels) -> dict[str, Any]:
+        """Cancer-vs-rest AUC on the ID test images kept by each method (Table 5 of the paper)."""
+        positive = labels == self.positive_class
+        result: dict[str, Any] = {}
+        for method, id_score in test_ids.items():
+            probs = test["ensemble_probabilities"] if method.startswith("ensemble_") else test["probabilities"]
+            p = probs[:, self.positive_class]
+            rows = {}
+            for keep in [1.0, *self.keeps]:
+                mask = np.ones_like(positive) if keep == 1.0 else id_score >= thresholds["methods"][method][str(keep)]
+                auc = auc_after_rejection(positive, p, mask)
+                stacked = np.stack([positive[mask], p[mask]], 1)
+                low, high = (math.nan, math.nan)
+                if mask.sum() > 1 and math.isfinite(auc):
+                    low, high = bootstrap_ci(lambda a, _b: auc_after_rejection(a[:, 0], a[:, 1]), stacked,
+                                             np.zeros(1), self.num_bootstrap, self.seed)  # fmt: skip
+                rows[f"leave_out_{int(round((1 - keep) * 100))}"] = {
+                    "auc": _round(auc), "ci_low": _round(low), "ci_high": _round(high), "kept": int(mask.sum())
+                }  # fmt: skip
+            result[method] = rows
+        return result
+
+    def __call__(self, engine: Any) -> None:
+        report = self.compute()
+        for name, value in engine.state.metrics.items():
+            if isinstance(value, (int, float)):
+                report["metrics"][name] = _round(value)
+        write_json_atomic(self.path, report)
+        engine.logger.info(f"metrics written to {self.path}")
+
+
+class OODInferenceWriter:
+    """Evaluator handler writing one JSON per image: class probabilities, every OOD score and the ID flag.
+
+    At each iteration it re-runs the batch's preprocessed images through ``forward_exits`` (and the ensemble),
+    so the evaluator's own ``pred`` stays the final class probabilities that MONAI Label expects.
+
+    Args:
+        network: the trained multi-exit network.
+        thresholds_path: JSON written by :func:`write_ood_thresholds` at the end of training.
+        output_dir: where ``<image stem>.json`` files go.
+        class_names: class names in label order.
+        flag_method: method whose threshold sets ``in_distribution`` (default: the paper's multi-level energy).
+        keep: calibration fraction kept as ID (0.95 or 0.80).
+        ensemble_dir, member_factory: the deep ensemble (used when present).
+        device: inference device.
+    """
+
+    def __init__(
+        self,
+        network: torch.nn.Module,
+        thresholds_path: str | Path,
+        output_dir: str | Path,
+        class_names: Sequence[str] = ("normal", "benign", "malignant"),
+        flag_method: str = "energy_multilevel",
+        keep: float = 0.95,
+        ensemble_dir: str | Path | None = None,
+        member_factory: Callable[[], torch.nn.Module] | None = None,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        if flag_method not in OOD_METHODS:
+            raise ValueError(f"flag_method must be one of {OOD_METHODS}, got '{flag_method}'")
+        self.network = network
+        self.thresholds_path = Path(thresholds_path)
+        self.output_dir = Path(output_dir)
+        self.class_names = list(class_names)
+        self.flag_method = flag_method
+        self.keep = keep
+        self.ensemble_dir = ensemble_dir
+        self.member_factory = member_factory
+        self.device = device
+        self.thresholds: dict[str, Any] | None = None
+        self.members: list[torch.nn.Module] = []
+
+    def attach(self, engine: Any) -> None:
+        engine.add_event_handler(Events.STARTED, self._load)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self)
+
+    def _load(self, engine: Any = None) -> None:
+        if not self.thresholds_path.is_file():
+            raise FileNotFoundError(
+                f"{self.thresholds_path}: no OOD thresholds; they are written at the end of training (train.yaml)"
+            )
+        self.thresholds = json.loads(self.thresholds_path.read_text())
+        if str(self.keep) not in self.thresholds["methods"].get(self.flag_method, {}):
+            raise ValueError(
+                f"{self.thresholds_path} has no '{self.flag_method}' threshold for keep={self.keep} "
+                f"(available: {sorted(self.thresholds['methods'])} at keeps {self.thresholds['keeps']})"
+            )
+        if self.ensemble_dir and self.member_factory:
+            self.members = load_ensemble(self.ensemble_dir, self.member_factory, self.device)
+
+    def __call__(self, engine: Any) -> None:
+        if self.thresholds is None:
+            self._load()
+        batch = engine.state.batch
+        images = batch["image"] if isinstance(batch, Mapping) else torch.stack([b["image"] for b in batch])
+        images = torch.as_tensor(images).to(self.device)
+        temperature = float(self.thresholds["temperature"])
+        scores = score_datalist(self.network, self.members, [{"image": x} for x in images], lambda d: d,
+                                self.device, temperature)  # fmt: skip
+        rule = MultiLevelRule(np.asarray(self.thresholds["calibration_energy"]))
+        ids = _id_scores(scores, rule)
+        flags = ood_flags(scores, self.thresholds, self.keep)
+        names = _source_names(batch, len(images))
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        for i, name in enumerate(names):
+            probs = scores["probabilities"][i]
+            record = {
+                "image": name,
+                "probabilities": {c: _round(p) for c, p in zip(self.class_names, probs)},
+                "predicted_class": self.class_names[int(probs.argmax())],
+                "scores": {m: _round(s[i]) for m, s in ids.items()},
+                "score_convention": "higher = in-distribution (energy: -E; ensemble: minus the uncertainty; "
+                "energy_multilevel: min over exits of the calibration CDF)",
+                "thresholds": {m: _round(self.thresholds["methods"][m][str(self.keep)]) for m in flags},
+                "in_distribution_by_method": {m: bool(f[i]) for m, f in flags.items()},
+                "flag_method": self.flag_method,
+                "keep": self.keep,
+                "in_distribution": bool(flags[self.flag_method][i]) if self.flag_method in flags else None,
+            }
+            if "ensemble_probabilities" in scores:
+                record["ensemble_probabilities"] = {
+                    c: _round(p) for c, p in zip(self.class_names, scores["ensemble_probabilities"][i])
+                }
+            # the parent folder (class or OOD set) keeps names from different folders apart
+            source = Path(name)
+            write_json_atomic(self.output_dir / f"{source.parent.name}_{source.name.rsplit('.', 1)[0]}.json", record)
+
+
+def _source_names(batch: Any, count: int) -> list[str]:
+    """File names of a batch, collated (a dict) or decollated (a list of dicts), from MONAI's
+    ``filename_or_obj`` meta data; ``image_<k>`` when unknown."""
+    if isinstance(batch, Mapping):
+        names = (getattr(batch["image"], "meta", {}) or {}).get("filename_or_obj")
+        if isinstance(names, str):
+            names = [names]
+    else:
+        names = [(getattr(b["image"], "meta", {}) or {}).get("filename_or_obj") for b in batch]
+    if isinstance(names, (list, tuple)) and len(names) == count and all(isinstance(n, str) for n in names):
+        return [str(n) for n in names]
+    return [f"image_{k}" for k in range(count)]

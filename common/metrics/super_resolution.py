@@ -1,0 +1,147 @@
+"""Super-resolution quality: interpolation baselines, PSNR/SSIM with MONAI's metrics, comparison figures."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from monai.metrics import PSNRMetric, SSIMMetric
+
+__all__ = ["UPSAMPLE_MODES", "from_engine_upsampled", "sr_quality", "upsample", "write_sr_comparison"]
+
+UPSAMPLE_MODES = ("nearest", "bicubic", "bilinear")
+
+
+def upsample(lr: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
+    """Interpolate a low-resolution batch to ``size``: the nearest / bicubic baselines of SR tables.
+
+    Args:
+        lr: ``(B, C, h, w)`` (or ``(C, h, w)``) images in [0, 1].
+        size: output ``(H, W)``.
+        mode: ``"nearest"``, ``"bicubic"`` or ``"bilinear"``.
+
+    Returns:
+        The upsampled images, clamped to [0, 1] (bicubic overshoots), same number of dimensions as ``lr``.
+
+    Raises:
+        ValueError: unknown ``mode`` or an input that is not 3D/4D.
+    """
+    if mode not in UPSAMPLE_MODES:
+        raise ValueError(f"mode must be one of {list(UPSAMPLE_MODES)}, got '{mode}'")
+    if lr.ndim not in (3, 4):
+        raise ValueError(f"expected a (B, C, H, W) or (C, H, W) tensor, got shape {tuple(lr.shape)}")
+    batch = lr[None] if lr.ndim == 3 else lr
+    kwargs = {} if mode == "nearest" else {"align_corners": False}
+    out = F.interpolate(batch.float(), size=tuple(int(s) for s in size), mode=mode, **kwargs).clamp(0.0, 1.0)
+    return out[0] if lr.ndim == 3 else out
+
+
+def from_engine_upsampled(keys: tuple[str, str] = ("image", "label"), mode: str = "bicubic"):
+    """Output transform for MONAI metric handlers scoring an interpolation baseline on the evaluator's own images.
+
+    Each decollated item's ``keys[0]`` (the LR input) is upsampled with ``mode`` to the size of ``keys[1]`` (the HR
+    target), so the baseline (``trivial_psnr``: bicubic) is scored by the same metric on the same images.
+
+    Returns:
+        A function ``output -> (list of upsampled images, list of targets)``.
+    """
+    lr_key, hr_key = keys
+
+    def transform(output):
+        items = output if isinstance(output, list) else [output]
+        preds, targets = [], []
+        for item in items:
+            hr = item[hr_key]
+            preds.append(upsample(item[lr_key].float(), tuple(hr.shape[-2:]), mode))
+            targets.append(hr)
+        return preds, targets
+
+    return transform
+
+
+def sr_quality(sr: torch.Tensor, hr: torch.Tensor, border: int = 0) -> dict[str, float]:
+    """PSNR (dB) and SSIM of ``sr`` against ``hr``, with MONAI's ``PSNRMetric`` / ``SSIMMetric`` on [0, 1] images.
+
+    Both are computed per image over all channels (SSIM: 11x11 Gaussian window, averaged over channels) and then
+    averaged over the batch.
+
+    Args:
+        sr: ``(B, C, H, W)`` (or ``(C, H, W)``) super-resolved images; values are clamped to [0, 1].
+        hr: reference images of the same shape.
+        border: pixels cropped from every side before scoring (SR convention: the scale factor).
+
+    Returns:
+        ``{"psnr": ..., "ssim": ...}``.
+
+    Raises:
+        ValueError: different shapes, or an image smaller than SSIM's window after cropping the border.
+    """
+    if sr.shape != hr.shape:
+        raise ValueError(f"sr and hr shapes differ: {tuple(sr.shape)} vs {tuple(hr.shape)}")
+    if sr.ndim == 3:
+        sr, hr = sr[None], hr[None]
+    if border > 0:
+        sr, hr = sr[..., border:-border, border:-border], hr[..., border:-border, border:-border]
+    if min(sr.shape[-2:]) < 11:
+        raise ValueError(f"images of {tuple(sr.shape[-2:])} pixels (after a border of {border}) are below SSIM's 11")
+    sr = sr.detach().float().clamp(0.0, 1.0)
+    hr = hr.detach().float().clamp(0.0, 1.0)
+    psnr = PSNRMetric(max_val=1.0, reduction="mean")(sr, hr)
+    ssim = SSIMMetric(spatial_dims=2, data_range=1.0, reduction="mean")(sr, hr)
+    return {"psnr": float(psnr.mean()), "ssim": float(ssim.mean())}
+
+
+def _to_uint8(panel: np.ndarray) -> np.ndarray:
+    """HWC/HW/CHW array (uint8, or float in [0, 1]) -> HWC uint8 RGB."""
+    array = np.asarray(panel)
+    if array.ndim == 3 and array.shape[0] in (1, 3) and array.shape[2] not in (1, 3):
+        array = np.moveaxis(array, 0, -1)  # channels first
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3 or array.shape[2] not in (1, 3):
+        raise ValueError(f"a panel must be an HxW or HxWx3 image, got shape {array.shape}")
+    if array.dtype != np.uint8:
+        array = np.round(np.clip(array.astype(np.float64), 0.0, 1.0) * 255.0).astype(np.uint8)
+    return np.repeat(array, 3, axis=2) if array.shape[2] == 1 else array
+
+
+def write_sr_comparison(path: str, panels: dict[str, np.ndarray]) -> None:
+    """Write a side-by-side PNG figure of titled panels (e.g. LR, bicubic, SR, HR), with Pillow.
+
+    Every panel is resized with nearest-neighbour interpolation to the height of the tallest one (so LR pixels
+    stay visible); titles are drawn above. The file is written to a temporary name and renamed.
+
+    Args:
+        path: destination ``.png`` file (its folder is created).
+        panels: title -> image (``HxW`` or ``HxWx3``, uint8 or float in [0, 1]; ``CxHxW`` is accepted too).
+
+    Raises:
+        ValueError: no panel, or a panel that is not a 2D grey/RGB image.
+    """
+    from PIL import Image, ImageDraw
+
+    if not panels:
+        raise ValueError("write_sr_comparison needs at least one panel")
+    images = {title: _to_uint8(panel) for title, panel in panels.items()}
+    height = max(a.shape[0] for a in images.values())
+    resized = []
+    for array in images.values():
+        width = max(1, round(array.shape[1] * height / array.shape[0]))
+        resized.append(Image.fromarray(array, mode="RGB").resize((width, height), Image.NEAREST))
+    gap, title_h = 4, 14
+    canvas = Image.new("RGB", (sum(r.width for r in resized) + gap * (len(resized) + 1), height + title_h + 2 * gap),
+                       (255, 255, 255))  # fmt: skip
+    draw = ImageDraw.Draw(canvas)
+    x = gap
+    for title, image in zip(images, resized):
+        draw.text((x, 1), str(title), fill=(0, 0, 0))
+        canvas.paste(image, (x, title_h + gap))
+        x += image.width + gap
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    canvas.save(tmp, format="PNG")
+    os.replace(tmp, path)

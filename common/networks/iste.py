@@ -1,0 +1,504 @@
+"""ISTE (Qu et al., 2023): arbitrary-scale super-resolution of pathology images with implicit self-texture enhancement.
+
+The network has a shared encoder and two implicit (coordinate-query) branches:
+
+- encoder: a SwinIR-style feature extractor without up-sampling layers (shallow conv, residual groups of
+  (shifted-)window transformer blocks, conv, long residual), ``F_LR`` of size ``h x w x dim``;
+- pixel branch: the Local Feature Interactor (LFI) lets every LR feature attend to itself, the 3x3 average-pooled
+  vector and its 8 neighbours (10 tokens, shared projections, Eq. 1), giving ``F_LFI``;
+- texture branch: the Texture Learner (TL) predicts amplitude, x-frequency and y-frequency maps with 3x3
+  convolutions and a phase from the cell size through an MLP with a sigmoid, and evaluates
+  ``F_TL = Amp * sin(FreqX * (x' - x) + FreqY * (y' - y) + Phase)`` at every queried HR coordinate (Eq. 2);
+- Self-Texture Fusion (STF): for every query, the texture feature of the same decoding set with the highest cosine
+  similarity is retrieved (hard attention, Eq. 3), fused with the pixel feature by an MLP and weighted by that
+  similarity (soft attention): ``F_STF = Q + MLP([Q, A]) * S`` (Eq. 4);
+- Local Pixel Decoder (LPD, Eq. 5) and Local Texture Decoder (LTD, Eq. 6): LIIF-style local ensembles over the four
+  LR neighbours of each query, weighted by the opposite rectangle areas; their outputs are summed.
+
+Every part is a switch (``lfi``, ``stf``, ``ltd``): the paper's Table 2 ablations are ``lfi=False``, ``stf=False``
+and ``ltd=False``; with ``lfi=stf=ltd=False`` the network is LIIF (with the same encoder) and the texture branch is
+not built at all.
+
+Decisions where the paper is silent (see the bundle README): the attention logits of Eq. 1 are scaled by
+``1/sqrt(d)`` (the usual placement) and LFI is residual; the cosine similarity of Eq. 3 is computed between learned
+linear projections of the pixel and texture features (their widths differ); the retrieval pool of a query is the
+set of queries decoded together (one training patch's 48^2 samples, one HR block at inference); the phase is
+``pi * sigmoid(MLP(cell))``; the prediction is a residual over a bicubic up-sampling of the input (LTE's image
+skip, switchable with ``image_skip``) and the last layers of both decoders start at zero, so an untrained network
+is exactly that up-sampling.
+
+The module is TorchScript-friendly: ``forward(image)`` up-samples by the stored default ``scale`` and decodes the
+HR grid block by block (``block_size``); ``forward(image, coord, cell)`` answers coordinate queries (training), and
+``encode`` / ``query`` / ``upsample`` are exported for arbitrary scales and patch-wise use.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "ISTE",
+    "ISTE_VARIANTS",
+    "LocalFeatureInteractor",
+    "SelfTextureFusion",
+    "SwinIREncoder",
+    "TextureLearner",
+    "make_coord",
+    "validate_scale",
+]
+
+#: the paper's Table 2 variants (and the LIIF-equivalent peer) as switch settings
+ISTE_VARIANTS: dict[str, dict[str, bool]] = {
+    "iste": {"lfi": True, "stf": True, "ltd": True},
+    "without_lfi": {"lfi": False, "stf": True, "ltd": True},
+    "without_stf": {"lfi": True, "stf": False, "ltd": True},
+    "without_ltd": {"lfi": True, "stf": True, "ltd": False},
+    "liif": {"lfi": False, "stf": False, "ltd": False},
+}
+
+
+def make_coord(height: int, width: int, device: torch.device | None = None) -> torch.Tensor:
+    """Centres of the pixels of a ``height x width`` grid in [-1, 1], as ``(height * width, 2)`` (row, column).
+
+    Args:
+        height: number of rows.
+        width: number of columns.
+        device: device of the result.
+
+    Returns:
+        ``coord[i * width + j] = (-1 + (2 i + 1) / height, -1 + (2 j + 1) / width)``.
+    """
+    ys = (torch.arange(height, device=device, dtype=torch.float32) * 2 + 1) / height - 1
+    xs = (torch.arange(width, device=device, dtype=torch.float32) * 2 + 1) / width - 1
+    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack([grid_y, grid_x], dim=-1).reshape(-1, 2)
+
+
+# ---- SwinIR-style encoder -------------------------------------------------------------------------------------------
+
+
+class _WindowAttention(nn.Module):
+    """Multi-head self-attention inside ``window x window`` windows with a relative position bias (Swin)."""
+
+    def __init__(self, dim: int, window: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.scale = float((dim // heads) ** -0.5)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.bias_table = nn.Parameter(torch.zeros((2 * window - 1) ** 2, heads))
+        nn.init.trunc_normal_(self.bias_table, std=0.02)
+        ys, xs = torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")
+        pos = torch.stack([ys.flatten(), xs.flatten()])  # (2, window^2)
+        rel = (pos[:, :, None] - pos[:, None, :]).permute(1, 2, 0) + (window - 1)
+        self.register_buffer("bias_index", rel[..., 0] * (2 * window - 1) + rel[..., 1], persistent=False)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        bw, n, c = x.shape
+        qkv = self.qkv(x).reshape(bw, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        attn = (q * self.scale) @ k.transpose(-2, -1)
+        bias = self.bias_table[self.bias_index.reshape(-1)].reshape(n, n, -1).permute(2, 0, 1)
+        attn = attn + bias.unsqueeze(0)
+        if mask is not None:
+            nw = mask.shape[0]
+            attn = attn.reshape(bw // nw, nw, self.heads, n, n) + mask.unsqueeze(1).unsqueeze(0)
+            attn = attn.reshape(bw, self.heads, n, n)
+        attn = attn.softmax(dim=-1)
+        return self.proj((attn @ v).transpose(1, 2).reshape(bw, n, c))
+
+
+class _SwinBlock(nn.Module):
+    """(Shifted-)window transformer block on channels-last maps whose sides are multiples of the window."""
+
+    def __init__(self, dim: int, heads: int, window: int, shift: int, mlp_ratio: float) -> None:
+        super().__init__()
+        self.window = window
+        self.shift = shift
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = _WindowAttention(dim, window, heads)
+        self.norm2 = nn.LayerNorm(dim)
+        hidden = int(dim * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
+
+    def _partition(self, x: torch.Tensor) -> torch.Tensor:
+        b, h, w, c = x.shape
+        ws = self.window
+        x = x.reshape(b, h // ws, ws, w // ws, ws, c).permute(0, 1, 3, 2, 4, 5)
+        return x.reshape(-1, ws * ws, c)
+
+    def _mask(self, h: int, w: int, device: torch.device) -> torch.Tensor:
+        """-100 between tokens of a shifted window that come from different regions of the rolled map."""
+        ws, s = self.window, self.shift
+        rows = torch.arange(h, device=device)
+        cols = torch.arange(w, device=device)
+        region_r = (rows >= h - ws).long() + (rows >= h - s).long()
+        region_c = (cols >= w - ws).long() + (cols >= w - s).long()
+        label = (region_r[:, None] * 3 + region_c[None, :]).to(torch.float32)
+        windows = self._partition(label.reshape(1, h, w, 1)).squeeze(-1)  # (nW, ws^2)
+        diff = windows.unsqueeze(1) - windows.unsqueeze(2)
+        return torch.where(diff != 0, torch.full_like(diff, -100.0), torch.zeros_like(diff))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, h, w, c = x.shape
+        ws = self.window
+        y = self.norm1(x)
+        mask: torch.Tensor | None = None
+        if self.shift > 0:
+            y = torch.roll(y, shifts=(-self.shift, -self.shift), dims=(1, 2))
+            mask = self._mask(h, w, x.device)
+        y = self.attn(self._partition(y), mask)
+        y = y.reshape(b, h // ws, w // ws, ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(b, h, w, c)
+        if self.shift > 0:
+            y = torch.roll(y, shifts=(self.shift, self.shift), dims=(1, 2))
+        x = x + y
+        return x + self.mlp(self.norm2(x))
+
+
+class _ResidualSwinGroup(nn.Module):
+    """SwinIR's residual Swin transformer block: alternating plain/shifted blocks, a 3x3 conv and a residual."""
+
+    def __init__(self, dim: int, depth: int, heads: int, window: int, mlp_ratio: float) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(
+            [_SwinBlock(dim, heads, window, 0 if i % 2 == 0 else window // 2, mlp_ratio) for i in range(depth)]
+        )
+        self.conv = nn.Conv2d(dim, dim, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x.permute(0, 2, 3, 1)
+        for block in self.blocks:
+            y = block(y)
+        return x + self.conv(y.permute(0, 3, 1, 2))
+
+
+class SwinIREncoder(nn.Module):
+    """SwinIR's feature extractor without the up-sampling tail: ``(B, 3, h, w) -> (B, dim, h, w)``.
+
+    Inputs whose sides are not multiples of ``window`` are padded (replicated borders) and the features cropped back.
+
+    Args:
+        in_channels: image channels.
+        dim: feature width (SwinIR's embed_dim; the paper's feature maps have 64 channels).
+        depths: number of transformer blocks of each residual group.
+        heads: attention heads of each residual group.
+        window: attention window side.
+        mlp_ratio: hidden width of the transformer MLPs relative to ``dim``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        dim: int = 32,
+        depths: Sequence[int] = (2, 2),
+        heads: Sequence[int] = (2, 2),
+        window: int = 8,
+        mlp_ratio: float = 2.0,
+    ) -> None:
+        super().__init__()
+        if len(depths) != len(heads) or any(dim % h for h in heads):
+            raise ValueError(f"depths {list(depths)} and heads {list(heads)} must pair up and divide dim={dim}")
+        self.window = window
+        self.out_channels = dim
+        self.conv_first = nn.Conv2d(in_channels, dim, 3, padding=1)
+        self.groups = nn.ModuleList([_ResidualSwinGroup(dim, d, h, window, mlp_ratio) for d, h in zip(depths, heads)])
+        self.norm = nn.LayerNorm(dim)
+        self.conv_after_body = nn.Conv2d(dim, dim, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2], x.shape[-1]
+        pad_h = (self.window - h % self.window) % self.window
+        pad_w = (self.window - w % self.window) % self.window
+        x = F.pad((x - 0.5) / 0.5, [0, pad_w, 0, pad_h], mode="replicate")
+        shallow = self.conv_first(x)
+        y = shallow
+        for group in self.groups:
+            y = group(y)
+        y = self.norm(y.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        y = shallow + self.conv_after_body(y)
+        return y[:, :, :h, :w]
+
+
+# ---- the two branches ----------------------------------------------------------------------------------------------
+
+
+class LocalFeatureInteractor(nn.Module):
+    """Local Feature Interactor (Eq. 1): each LR feature attends to itself, its 3x3 mean and its 8 neighbours.
+
+    Query from the centre vector; keys and values from the 10 vectors with projections shared by all windows;
+    borders replicate the edge features. The result is added to the input (residual).
+
+    Args:
+        dim: feature width.
+    """
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.scale = float(dim**-0.5)
+        self.to_q = nn.Linear(dim, dim)
+        self.to_k = nn.Linear(dim, dim)
+        self.to_v = nn.Linear(dim, dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, feat: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = feat.shape
+        padded = F.pad(feat, [1, 1, 1, 1], mode="replicate")
+        window = F.unfold(padded, kernel_size=3).reshape(b, c, 9, h * w)  # 3x3 neighbourhood of every position
+        pooled = window.mean(dim=2, keepdim=True)
+        centre = window[:, :, 4:5]
+        neighbours = torch.cat([window[:, :, :4], window[:, :, 5:]], dim=2)
+        tokens = torch.cat([centre, pooled, neighbours], dim=2).permute(0, 3, 2, 1)  # (b, hw, 10, c)
+        q = self.to_q(tokens[:, :, :1])
+        k = self.to_k(tokens)
+        v = self.to_v(tokens)
+        attn = ((q * self.scale) @ k.transpose(-2, -1)).softmax(dim=-1)  # (b, hw, 1, 10)
+        out = self.proj((attn @ v).squeeze(2))  # (b, hw, c)
+        return feat + out.permute(0, 2, 1).reshape(b, c, h, w)
+
+
+class TextureLearner(nn.Module):
+    """Texture Learner (Eq. 2): amplitude / frequency maps on the LR grid and a phase from the cell size.
+
+    ``maps(feat)`` returns ``[Amp, FreqX, FreqY]`` stacked on channels (3 x 3x3 convolutions);
+    ``forward(amp, freq_x, freq_y, rel, rel_cell)`` evaluates the texture feature of queries whose offsets to their
+    LR neighbour are ``rel`` (row, column; in LR pixels) and whose cell is ``rel_cell``.
+
+    Args:
+        dim: width of the LR features.
+        texture_dim: width of the texture features (256 in the paper).
+    """
+
+    def __init__(self, dim: int, texture_dim: int = 64) -> None:
+        super().__init__()
+        self.texture_dim = texture_dim
+        self.amplitude = nn.Conv2d(dim, texture_dim, 3, padding=1)
+        self.freq_x = nn.Conv2d(dim, texture_dim, 3, padding=1)
+        self.freq_y = nn.Conv2d(dim, texture_dim, 3, padding=1)
+        self.phase = nn.Sequential(nn.Linear(2, texture_dim), nn.ReLU(), nn.Linear(texture_dim, texture_dim))
+
+    def maps(self, feat: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self.amplitude(feat), self.freq_x(feat), self.freq_y(feat)], dim=1)
+
+    def forward(
+        self, amp: torch.Tensor, freq_x: torch.Tensor, freq_y: torch.Tensor, rel: torch.Tensor, rel_cell: torch.Tensor
+    ) -> torch.Tensor:
+        phase = math.pi * torch.sigmoid(self.phase(rel_cell))
+        return amp * torch.sin(freq_x * rel[..., 1:2] + freq_y * rel[..., 0:1] + phase)
+
+
+class SelfTextureFusion(nn.Module):
+    """Self-Texture Fusion (Eqs. 3-4): retrieve the most similar texture feature of the decoding set and fuse it.
+
+    Args:
+        dim: width of the pixel features (query).
+        texture_dim: width of the texture features (key and value).
+        similarity_dim: width of the projections compared by cosine similarity.
+    """
+
+    def __init__(self, dim: int, texture_dim: int, similarity_dim: int = 32) -> None:
+        super().__init__()
+        self.to_q = nn.Linear(dim, similarity_dim)
+        self.to_k = nn.Linear(texture_dim, similarity_dim)
+        self.to_v = nn.Linear(texture_dim, dim)
+        self.fuse = nn.Sequential(nn.Linear(2 * dim, dim), nn.ReLU(), nn.Linear(dim, dim))
+
+    def forward(self, pixel: torch.Tensor, texture: torch.Tensor) -> torch.Tensor:
+        """``pixel (B, N, dim)``, ``texture (B, N, texture_dim)`` -> ``F_STF (B, N, dim)``."""
+        q = F.normalize(self.to_q(pixel), dim=-1)
+        k = F.normalize(self.to_k(texture), dim=-1)
+        # hard attention: the arg max needs no gradient, so the N x N similarity matrix is built without a graph
+        index = (q.detach() @ k.detach().transpose(1, 2)).argmax(dim=-1)  # (B, N)
+        k_best = torch.gather(k, 1, index.unsqueeze(-1).expand(-1, -1, k.shape[-1]))
+        soft = (q * k_best).sum(dim=-1, keepdim=True)  # s_i = max_j r_ij, differentiable
+        v = self.to_v(texture)
+        retrieved = torch.gather(v, 1, index.unsqueeze(-1).expand(-1, -1, v.shape[-1]))
+        return pixel + self.fuse(torch.cat([pixel, retrieved], dim=-1)) * soft
+
+
+def _mlp(in_features: int, hidden: Sequence[int], out_features: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for width in hidden:
+        layers += [nn.Linear(in_features, width), nn.ReLU()]
+        in_features = width
+    last = nn.Linear(in_features, out_features)
+    nn.init.zeros_(last.weight)  # decoders start at zero: the untrained network is the image skip
+    nn.init.zeros_(last.bias)
+    layers.append(last)
+    return nn.Sequential(*layers)
+
+
+class ISTE(nn.Module):
+    """Dual-branch implicit network for arbitrary-scale super-resolution (see the module docstring).
+
+    Args:
+        in_channels: image channels (RGB: 3); the output has the same number.
+        scale: default magnification of ``forward(image)`` (any float > 1).
+        dim: width of the encoder features.
+        depths: transformer blocks per residual group of the encoder.
+        heads: attention heads per residual group.
+        window: encoder attention window.
+        mlp_ratio: encoder MLP width ratio.
+        texture_dim: width of the Texture Learner features.
+        similarity_dim: width of the STF similarity projections.
+        decoder_hidden: hidden widths of the Local Pixel and Local Texture Decoder MLPs.
+        lfi: use the Local Feature Interactor.
+        stf: use Self-Texture Fusion.
+        ltd: use the Local Texture Decoder.
+        image_skip: ``"bicubic"``, ``"bilinear"`` or ``"none"``: what the decoded residual is added to.
+        block_size: side of the HR blocks decoded together by ``forward(image)`` / ``upsample`` (bounds memory;
+            it is also the STF retrieval pool at inference).
+
+    Raises:
+        ValueError: for a scale that is not a number > 1, or an unknown ``image_skip``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        scale: float = 2.0,
+        dim: int = 32,
+        depths: Sequence[int] = (2, 2),
+        heads: Sequence[int] = (2, 2),
+        window: int = 8,
+        mlp_ratio: float = 2.0,
+        texture_dim: int = 64,
+        similarity_dim: int = 32,
+        decoder_hidden: Sequence[int] = (64, 64),
+        lfi: bool = True,
+        stf: bool = True,
+        ltd: bool = True,
+        image_skip: str = "bicubic",
+        block_size: int = 48,
+    ) -> None:
+        super().__init__()
+        self.scale = validate_scale(scale)
+        if image_skip not in ("bicubic", "bilinear", "none"):
+            raise ValueError(f"image_skip must be one of ['bicubic', 'bilinear', 'none'], got '{image_skip}'")
+        if block_size < 1:
+            raise ValueError(f"block_size must be a positive number of HR pixels, got {block_size}")
+        self.in_channels = in_channels
+        self.dim = dim
+        self.texture_dim = texture_dim if (stf or ltd) else 0
+        self.use_stf = stf
+        self.use_ltd = ltd
+        self.image_skip = image_skip
+        self.block_size = int(block_size)
+        self.encoder = SwinIREncoder(in_channels, dim, depths, heads, window, mlp_ratio)
+        self.lfi: LocalFeatureInteractor | None = LocalFeatureInteractor(dim) if lfi else None
+        self.texture: TextureLearner | None = TextureLearner(dim, texture_dim) if (stf or ltd) else None
+        self.fusion: SelfTextureFusion | None = SelfTextureFusion(dim, texture_dim, similarity_dim) if stf else None
+        self.pixel_decoder = _mlp(dim + 4, decoder_hidden, in_channels)
+        self.texture_decoder: nn.Sequential | None = _mlp(texture_dim, decoder_hidden, in_channels) if ltd else None
+
+    @torch.jit.export
+    def encode(self, image: torch.Tensor) -> torch.Tensor:
+        """LR image ``(B, C, h, w)`` in [0, 1] -> latent ``(B, dim + 3 * texture_dim, h, w)``: the pixel features
+        (``F_LFI``, or ``F_LR`` without LFI) followed by the Texture Learner's Amp, FreqX and FreqY maps."""
+        feat = self.encoder(image)
+        pixel = feat
+        if self.lfi is not None:
+            pixel = self.lfi(feat)
+        if self.texture is not None:
+            return torch.cat([pixel, self.texture.maps(feat)], dim=1)
+        return pixel
+
+    @torch.jit.export
+    def query(self, image: torch.Tensor, latent: torch.Tensor, coord: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
+        """RGB at ``coord`` (``(B, N, 2)``, row/column in [-1, 1]) for HR pixels of size ``cell`` (``(B, N, 2)``).
+
+        Args:
+            image: the LR image the latent was encoded from (for the image skip).
+            latent: output of :meth:`encode`.
+            coord: query coordinates; all N queries of an item form the STF retrieval pool.
+            cell: HR pixel size in the same units (``2 / H_out, 2 / W_out``).
+
+        Returns:
+            ``(B, N, C)`` predicted values.
+        """
+        b, _, h, w = latent.shape
+        t = self.texture_dim
+        lr_coord = make_coord(h, w, latent.device).t().reshape(1, 2, h, w).expand(b, 2, h, w)
+        scale_hw = torch.tensor([float(h), float(w)], device=latent.device)
+        rel_cell = cell * scale_hw
+        preds: list[torch.Tensor] = []
+        areas: list[torch.Tensor] = []
+        for vy in [-1.0, 1.0]:
+            for vx in [-1.0, 1.0]:
+                shift = torch.tensor([vy / h + 1e-6, vx / w + 1e-6], device=latent.device)
+                shifted = (coord + shift).clamp(-1 + 1e-6, 1 - 1e-6)
+                grid = shifted.flip(-1).unsqueeze(1)  # grid_sample wants (x, y)
+                sampled = F.grid_sample(latent, grid, mode="nearest", align_corners=False)[:, :, 0].permute(0, 2, 1)
+                q_coord = F.grid_sample(lr_coord, grid, mode="nearest", align_corners=False)[:, :, 0].permute(0, 2, 1)
+                rel = (coord - q_coord) * scale_hw  # offset to the LR neighbour, in LR pixels
+                pixel = sampled[..., : self.dim]
+                rgb = torch.zeros(b, coord.shape[1], self.in_channels, device=latent.device, dtype=latent.dtype)
+                if self.texture is not None:
+                    amp = sampled[..., self.dim : self.dim + t]
+                    freq_x = sampled[..., self.dim + t : self.dim + 2 * t]
+                    freq_y = sampled[..., self.dim + 2 * t : self.dim + 3 * t]
+                    texture = self.texture(amp, freq_x, freq_y, rel, rel_cell)
+                    if self.fusion is not None:
+                        pixel = self.fusion(pixel, texture)
+                    if self.texture_decoder is not None:
+                        rgb = rgb + self.texture_decoder(texture)
+                rgb = rgb + self.pixel_decoder(torch.cat([pixel, rel, rel_cell], dim=-1))
+                preds.append(rgb)
+                areas.append((rel[..., 0] * rel[..., 1]).abs() + 1e-9)
+        total = areas[0] + areas[1] + areas[2] + areas[3]
+        out = torch.zeros_like(preds[0])
+        for i in range(4):  # each neighbour is weighted by the area of the rectangle opposite to it
+            out = out + preds[i] * (areas[3 - i] / total).unsqueeze(-1)
+        if self.image_skip != "none":
+            skip = F.grid_sample(
+                image, coord.flip(-1).unsqueeze(1), mode=self.image_skip, padding_mode="border", align_corners=False
+            )
+            out = out + skip[:, :, 0].permute(0, 2, 1)
+        return out
+
+    @torch.jit.export
+    def upsample(self, image: torch.Tensor, out_h: int, out_w: int) -> torch.Tensor:
+        """Super-resolve ``image`` to ``out_h x out_w``, decoding ``block_size``-sided HR blocks one at a time."""
+        b, c = image.shape[0], image.shape[1]
+        latent = self.encode(image)
+        coord = make_coord(out_h, out_w, image.device).reshape(out_h, out_w, 2)
+        out = torch.zeros(b, c, out_h, out_w, device=image.device, dtype=image.dtype)
+        cell_hw = torch.tensor([2.0 / out_h, 2.0 / out_w], device=image.device)
+        bs = self.block_size
+        for top in range(0, out_h, bs):
+            for left in range(0, out_w, bs):
+                block = coord[top : top + bs, left : left + bs]
+                bh, bw = block.shape[0], block.shape[1]
+                q = block.reshape(1, bh * bw, 2).expand(b, bh * bw, 2)
+                cell = cell_hw.reshape(1, 1, 2).expand(b, bh * bw, 2)
+                pred = self.query(image, latent, q, cell)
+                out[:, :, top : top + bh, left : left + bw] = pred.permute(0, 2, 1).reshape(b, c, bh, bw)
+        return out
+
+    def forward(
+        self, image: torch.Tensor, coord: torch.Tensor | None = None, cell: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``forward(image)``: up-sample by the default scale; ``forward(image, coord, cell)``: answer queries."""
+        if coord is not None and cell is not None:
+            return self.query(image, self.encode(image), coord, cell)
+        h, w = image.shape[-2], image.shape[-1]
+        return self.upsample(image, int(math.floor(h * self.scale + 0.5)), int(math.floor(w * self.scale + 0.5)))
+
+
+def validate_scale(scale: object, name: str = "scale") -> float:
+    """Return ``scale`` as a float if it is a finite number > 1.
+
+    Raises:
+        ValueError: naming the bad value.
+    """
+    try:
+        value = float(scale)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number > 1 (a magnification such as 2, 3.5 or 4), got {scale!r}") from None
+    if isinstance(scale, bool) or not math.isfinite(value) or value <= 1:
+        raise ValueError(f"{name} must be a number > 1 (a magnification such as 2, 3.5 or 4), got {scale!r}")
+    return value

@@ -1,0 +1,107 @@
+"""Bundle-specific tests of brain_mri_fno_registration: registration bad input (unreadable fixed image, a pair of
+different dimensionality, a blank image), MONAI Label's image-result call without labels, and the 3D switch."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from common.data import DatasetError
+from common.workflows import load_config, run_workflow
+
+ROOT = Path(__file__).resolve().parents[2]
+BUNDLE = ROOT / "bundles" / "brain_mri_fno_registration"
+OUTPUT_DIRS = ("models", "runs", "eval", "outputs")
+TINY_3D = {"spatial_dims": 3, "hidden_channels": 4, "n_layers": 2, "n_modes": [8, 8, 8]}
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("fnoreg_pristine")
+    run_workflow(BUNDLE, "train", run_id="make_sample", quiet=True, bundle_root=str(root))
+    return root
+
+
+def _fresh_root(pristine: Path, tmp_path: Path) -> Path:
+    shutil.copytree(pristine / "sample_data", tmp_path / "sample_data")
+    return tmp_path
+
+
+def _untrained_checkpoint(root: Path, **overrides) -> None:
+    network = load_config(BUNDLE, "inference", bundle_root=str(root), **overrides).get_parsed_content("network_def")
+    (root / "models").mkdir(exist_ok=True)
+    torch.save(network.state_dict(), root / "models" / "model.pt")
+
+
+def _damage(case: str, fixed: Path) -> str:
+    if case == "unreadable_fixed_image":
+        data = fixed.read_bytes()
+        fixed.write_bytes(data[: len(data) // 3])
+        return "cannot read"
+    if case == "pair_of_different_dimensionality":  # a 3D volume where a 2D slice is expected
+        volume = nib.load(str(fixed.parent / "aligned_norm.nii.gz"))
+        nib.save(volume, str(fixed))
+        return "3D"
+    if case == "blank_image":
+        image = nib.load(str(fixed))
+        nib.save(nib.Nifti1Image(np.zeros(image.shape, np.float32), image.affine), str(fixed))
+        return "blank"
+    raise AssertionError(case)
+
+
+@pytest.mark.parametrize("workflow", ["train", "inference"])
+@pytest.mark.parametrize("case", ["unreadable_fixed_image", "pair_of_different_dimensionality", "blank_image"])
+def test_bad_pair_stops_before_writing(pristine: Path, tmp_path: Path, case: str, workflow: str):
+    root = _fresh_root(pristine, tmp_path)
+    if workflow == "inference":
+        _untrained_checkpoint(root)
+    datalist_id = "train#dataset#data" if workflow == "train" else "datalist"
+    item = load_config(BUNDLE, workflow, bundle_root=str(root)).get_parsed_content(datalist_id)[0]
+    fixed = Path(item["fixed"])
+    words = _damage(case, fixed)
+    before = {p.name for p in root.iterdir()}
+    with pytest.raises(DatasetError) as info:
+        run_workflow(BUNDLE, workflow, quiet=True, max_epochs=1, bundle_root=str(root))
+    message = str(info.value)
+    assert str(fixed) in message and words in message, message
+    assert not ({p.name for p in root.iterdir()} - before) & set(OUTPUT_DIRS)
+    assert not (root / "outputs").exists()
+
+
+def test_monai_label_call_without_labels_writes_into_output_dir(pristine: Path, tmp_path: Path):
+    root = _fresh_root(pristine, tmp_path)
+    _untrained_checkpoint(root)
+    # any two 2D NIfTI files: here plain H x W copies of two sample slices (neurite's are H x W x 1)
+    moving, fixed = tmp_path / "moving.nii.gz", tmp_path / "fixed.nii.gz"
+    for subject, target in (("OASIS_OAS1_0003_MR1", moving), ("OASIS_OAS1_0007_MR1", fixed)):
+        image = nib.load(str(root / "sample_data" / subject / "slice_norm.nii.gz"))
+        nib.save(nib.Nifti1Image(np.asarray(image.dataobj)[..., 0], image.affine), str(target))
+    out = tmp_path / "label_app_out"
+    run_workflow(BUNDLE, "inference", quiet=True, bundle_root=str(root), output_dir=str(out),
+                 datalist=[{"image": str(moving), "fixed": str(fixed)}])  # fmt: skip
+    stem = "moving_to_fixed"
+    assert sorted(p.name for p in out.iterdir()) == [f"{stem}_ddf.nii.gz", f"{stem}_grid.png", f"{stem}_warped.nii.gz"]
+    warped = nib.load(str(out / f"{stem}_warped.nii.gz"))
+    assert warped.shape == nib.load(str(moving)).shape
+    ddf = nib.load(str(out / f"{stem}_ddf.nii.gz"))
+    assert ddf.shape[-1] == 2 and ddf.shape[:2] == warped.shape
+
+
+@pytest.mark.slow
+def test_3d_switch_trains_and_evaluates(pristine: Path, tmp_path: Path):
+    root = _fresh_root(pristine, tmp_path)
+    overrides = {"bundle_root": str(root), **TINY_3D}
+    run_workflow(BUNDLE, "train", quiet=True, max_epochs=1, **overrides)
+    assert (root / "models" / "model.pt").is_file()
+    run_workflow(BUNDLE, "evaluate", quiet=True, **overrides)
+    report = json.loads((root / "eval" / "metrics.json").read_text())
+    assert report["spatial_dims"] == 3 and report["num_cases"] >= 1
+    assert 0 <= report["metrics"]["dice"] <= 1 and report["metrics"]["folding_percent"] >= 0
+    loss = load_config(BUNDLE, "train", **overrides).get_parsed_content("loss")
+    assert loss.dice_weight == 0.01 and loss.smooth_weight == 0.01  # the paper's 3D lambda and gamma
