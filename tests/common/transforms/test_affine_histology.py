@@ -38,7 +38,7 @@ def test_warp_affine_translation_and_3x3():
     img = torch.zeros(1, 1, 10, 10)
     img[0, 0, 2, 3] = 1.0
     out = warp_affine(img, torch.tensor([[1.0, 0, 2.0, 0, 1.0, 1.0]]))  # source (3, 2) -> target (5, 3)
-    assert out[0, 0, 3, 5] == 1.0 and out.sum() == 1.0
+    assert torch.isclose(out[0, 0, 3, 5], torch.tensor(1.0), atol=1e-4) and torch.isclose(out.sum(), torch.tensor(1.0))
     assert affine_to_3x3([1, 0, 2, 0, 1, 1]).shape == (3, 3)
 
 
@@ -47,7 +47,7 @@ def test_canvas_and_scale():
     rgb[:, 5:10, 10:20] = 0.0
     canvas, scale = to_grey_canvas(rgb, 16)
     assert canvas.shape == (1, 16, 16) and canvas[:, 8:, :].sum() == 0  # bottom padding
-    assert canvas.max() > 0.9  # tissue is bright after inversion
+    assert canvas.max() > 0.8 and canvas[:, :2, :].max() < 0.1  # tissue bright, glass dark after inversion
     assert np.allclose(canvas_scale_matrix((20, 40), (8, 16)) @ [39.5, 19.5, 1], [15.5, 7.5, 1])
     d = HistologyCanvasd(keys=["image"], size=16, keep_original=True)({"image": MetaTensor(rgb)})
     assert d["image"].shape == (1, 16, 16) and d["image_original"].shape == (3, 20, 40)
