@@ -146,15 +146,6 @@ def test_infer_over_http_matches_the_bundles_own_inference(server, bundle_runs, 
     )
     assert response.ok, f"{response.status_code} {response.text[:2000]}\nlog: {log_path.read_text()[-3000:]}"
     pred = metadata(bundle)["network_data_format"]["outputs"]["pred"]
-    if kind == "classification":
-        result = response.json()
-        names = {v.lower() for v in pred["channel_def"].values()}
-        assert result.get("prediction", "").lower() in names, result
-        return
-    disposition = response.headers.get("content-disposition", "")
-    name = disposition.split("filename=")[-1].strip('"') or "result.nii.gz"
-    (tmp_path / name).write_bytes(response.content)
-    served = np.squeeze(read_image_array(tmp_path / name))
 
     # the same item through the bundle's own inference.yaml (no MONAI Label in between)
     run = bundle_runs.trained(bundle)
@@ -163,6 +154,20 @@ def test_infer_over_http_matches_the_bundles_own_inference(server, bundle_runs, 
         item["fixed"] = request["fixed_source"]
     own_dir = tmp_path / "own"
     run_workflow(bundle, "inference", quiet=True, datalist=[item], output_dir=str(own_dir), **run.overrides)
+
+    if kind == "classification":
+        # MONAI Label's answer: one {idx, label, score} per class of channel_def; the bundle's: a JSON per image
+        # with the class probabilities (CONTRIBUTING.md)
+        served = {p["label"]: p["score"] for p in response.json()["prediction"]}
+        assert set(served) == {v.lower() for v in pred["channel_def"].values()}
+        (own_json,) = own_dir.glob("*.json")
+        own = {k.lower(): v for k, v in json.loads(own_json.read_text())["probabilities"].items()}
+        assert served == pytest.approx(own, abs=1e-3)
+        return
+    disposition = response.headers.get("content-disposition", "")
+    name = disposition.split("filename=")[-1].strip('"') or "result.nii.gz"
+    (tmp_path / name).write_bytes(response.content)
+    served = np.squeeze(read_image_array(tmp_path / name))
     postfix = load_config(bundle, "inference", **run.overrides).get("result_postfix", "")
     own_files = sorted(p for p in own_dir.rglob("*") if p.is_file() and p.name.lower().endswith(RESULT_SUFFIXES))
     own_files = [p for p in own_files if postfix and file_stem(p).endswith(postfix)] or own_files
