@@ -169,8 +169,8 @@ def check_anhir_datalist(
             if frames > 1 or array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] > 4):
                 shape = (frames, *array.shape) if frames > 1 else array.shape
                 raise ImageFileError(
-                    path, f"has dimensionality 3D (shape {shape}), expected a 2D RGB slide like the other image "
-                    "of its pair",
+                    path,
+                    f"has dimensionality 3D (shape {shape}), expected a 2D RGB slide like the other image of its pair",
                 )
             channels = 1 if array.ndim == 2 else array.shape[-1]
             if channels not in (3, 4):

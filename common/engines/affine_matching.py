@@ -218,7 +218,8 @@ class RotationSearchInferer(Inferer):
     """
 
     def __init__(self, ransac_threshold: float = 1.0, iterations: int = 300, min_matches: int = 3, seed: int = 0):
-        self.ransac_threshold, self.iterations, self.min_matches, self.seed = ransac_threshold, iterations, min_matches, seed
+        self.ransac_threshold, self.iterations = ransac_threshold, iterations
+        self.min_matches, self.seed = min_matches, seed
 
     def __call__(self, inputs: torch.Tensor, network: torch.nn.Module, *args: Any, **kwargs: Any) -> torch.Tensor:
         net = _net(network)

@@ -182,8 +182,12 @@ def train_ensemble(
         if setup["epochs"] * steps_per_epoch < min_steps:
             setup.update(drawn_epochs=setup["epochs"], epochs=math.ceil(min_steps / steps_per_epoch))
         network = network_factory().to(device)
-        optimizer_cls = torch.optim.Adam if setup["optimizer"] == "adam" else torch.optim.RMSprop
-        optimizer = optimizer_cls(network.parameters(), lr=setup["learning_rate"])
+        if setup["optimizer"] == "adam":
+            optimizer = torch.optim.Adam(network.parameters(), lr=setup["learning_rate"])
+        else:
+            # Keras' RMSprop decay rho = 0.9; PyTorch's default alpha = 0.99 makes the first (not bias-corrected)
+            # steps ~10x the learning rate, which left RMSprop members on the ln 3 plateau on the sample
+            optimizer = torch.optim.RMSprop(network.parameters(), lr=setup["learning_rate"], alpha=0.9)
         generator = torch.Generator().manual_seed(member_seed)
         network.train()
         last = math.nan

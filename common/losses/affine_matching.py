@@ -30,7 +30,7 @@ class AffineNCCLoss(nn.Module):
     """Negative local NCC between the source warped by the predicted affine and the target.
 
     ``forward(pred, targets)``: ``pred`` is ``(B, 6)`` (source-to-target pixel affine of the input grid), ``targets``
-    holds ``moving`` and ``fixed`` ``(B, 1, H, W)`` (as returned by :class:`common.engines.PreAlignedRegistrationBatch`).
+    holds ``moving`` and ``fixed`` ``(B, 1, H, W)`` (as :class:`common.engines.PreAlignedRegistrationBatch` returns).
 
     Args:
         window: local NCC window (pixels).

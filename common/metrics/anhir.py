@@ -55,23 +55,25 @@ def anhir_aggregates(pairs: Sequence[dict[str, float]]) -> dict[str, float]:
 class ANHIRMetric(Metric):
     """Ignite metric computing one ANHIR aggregate from decollated evaluator outputs.
 
-    Each output item (merged with its batch item) needs ``fixed_landmarks`` (N, 2), ``moving_landmarks`` (N, 2), ``fixed_size`` (H, W of the
-    original target image) and, unless ``identity``, ``warped_landmarks`` (moving landmarks mapped into the target
-    frame). Per-case values of the aggregate's per-pair score (MrTRE for MMrTRE/AMrTRE, ArTRE for MArTRE/AArTRE,
-    robustness) are stored in ``engine.state.metric_details[name]`` when ``save_details``.
+    Each output item (merged with its batch item) needs ``fixed_landmarks`` (N, 2), ``moving_landmarks`` (N, 2),
+    ``fixed_size`` (H, W of the original target image) and, unless ``identity``, ``warped_landmarks`` (moving
+    landmarks mapped into the target frame). Per-case values of the aggregate's per-pair score (MrTRE for
+    MMrTRE/AMrTRE, ArTRE for MArTRE/AArTRE, robustness) are stored in ``engine.state.metric_details[name]``
+    when ``save_details``.
 
     Args:
         aggregate: one of :data:`ANHIR_AGGREGATES`.
         identity: score the identity transform (the trivial baseline) instead of the prediction.
         save_details: store per-case values for :class:`common.engines.MetricsReport`.
+        negate: return minus the aggregate (so that an rTRE aggregate can select checkpoints, higher is better).
         output_transform: ignite output transform (default: the engine output as is).
     """
 
     def __init__(self, aggregate: str = "robustness", identity: bool = False, save_details: bool = True,
-                 output_transform: Callable = lambda x: x) -> None:  # fmt: skip
+                 negate: bool = False, output_transform: Callable = lambda x: x) -> None:  # fmt: skip
         if aggregate not in ANHIR_AGGREGATES:
             raise ValueError(f"unknown ANHIR aggregate '{aggregate}' (expected one of {ANHIR_AGGREGATES})")
-        self.aggregate, self.identity, self.save_details = aggregate, identity, save_details
+        self.aggregate, self.identity, self.save_details, self.negate = aggregate, identity, save_details, negate
         self._engine: Any = None
         self._name = aggregate
         super().__init__(output_transform=output_transform)
@@ -98,7 +100,7 @@ class ANHIRMetric(Metric):
             if not hasattr(self._engine.state, "metric_details"):
                 self._engine.state.metric_details = {}
             self._engine.state.metric_details[self._name] = torch.tensor([[p[column]] for p in self._pairs])
-        return agg[self.aggregate]
+        return -agg[self.aggregate] if self.negate else agg[self.aggregate]
 
     def iteration_completed(self, engine: Any) -> None:
         """Update from the decollated batch items merged with their outputs (landmarks live in the batch)."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
@@ -78,7 +77,9 @@ class AttentionLayer(nn.Module):
         self.v = nn.Linear(dim, dim, bias=False)
         self.merge = nn.Linear(dim, dim, bias=False)
         self.norm1 = nn.LayerNorm(dim)
-        self.mlp = nn.Sequential(nn.Linear(2 * dim, 2 * dim, bias=False), nn.ReLU(), nn.Linear(2 * dim, dim, bias=False))
+        self.mlp = nn.Sequential(
+            nn.Linear(2 * dim, 2 * dim, bias=False), nn.ReLU(), nn.Linear(2 * dim, dim, bias=False)
+        )
         self.norm2 = nn.LayerNorm(dim)
 
     def forward(self, x: torch.Tensor, source: torch.Tensor) -> torch.Tensor:

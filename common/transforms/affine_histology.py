@@ -191,7 +191,7 @@ def checkerboard(a: np.ndarray, b: np.ndarray, tiles: int = 8) -> np.ndarray:
     h, w = a.shape[:2]
     step = max(1, max(h, w) // tiles)
     yy, xx = np.meshgrid(np.arange(h) // step, np.arange(w) // step, indexing="ij")
-    mask = ((yy + xx) % 2 == 0)
+    mask = (yy + xx) % 2 == 0
     if a.ndim == 3:
         mask = mask[..., None]
     return np.where(mask, a, b)

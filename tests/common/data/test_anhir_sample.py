@@ -2,7 +2,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from common.data import anhir_datalist, check_anhir_datalist, random_histology_affine, read_landmarks, write_anhir_sample
+from common.data import (
+    anhir_datalist,
+    check_anhir_datalist,
+    random_histology_affine,
+    read_landmarks,
+    write_anhir_sample,
+)
 
 
 def test_random_affine_is_invertible_and_seeded():

@@ -1,0 +1,134 @@
+"""Bundle-specific tests of histology_affine_registration: bad input (unreadable image, landmark CSV with missing
+columns or non-numeric values, a pair of different dimensionality, blank tissue) stops before anything is written;
+MONAI Label's call without landmarks; starting from a local checkpoint without the warm-up."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from common.data import DatasetError
+from common.workflows import load_config, run_workflow
+
+ROOT = Path(__file__).resolve().parents[2]
+BUNDLE = ROOT / "bundles" / "histology_affine_registration"
+OUTPUT_DIRS = ("models", "runs", "eval", "outputs")
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("histology_pristine")
+    run_workflow(BUNDLE, "train", run_id="make_sample", quiet=True, bundle_root=str(root))
+    return root
+
+
+def _fresh_root(pristine: Path, tmp_path: Path) -> Path:
+    shutil.copytree(pristine / "sample_data", tmp_path / "sample_data")
+    return tmp_path
+
+
+def _untrained_checkpoint(root: Path) -> Path:
+    network = load_config(BUNDLE, "inference", bundle_root=str(root)).get_parsed_content("network_def")
+    (root / "models").mkdir(exist_ok=True)
+    torch.save(network.state_dict(), root / "models" / "model.pt")
+    return root / "models" / "model.pt"
+
+
+def _damage(case: str, item: dict) -> tuple[str, str]:
+    fixed = Path(item["fixed"])
+    if case == "unreadable_image":
+        fixed.write_bytes(fixed.read_bytes()[:200])
+        return str(fixed), "cannot read"
+    if case == "landmarks_missing_column":
+        path = Path(item["moving_landmarks"])
+        path.write_text(",X,Z\n0,1.0,2.0\n")
+        return str(path), "lacks column"
+    if case == "landmarks_non_numeric":
+        path = Path(item["moving_landmarks"])
+        path.write_text(",X,Y\n0,1.0,2.0\n1,abc,3.0\n")
+        return str(path), "non-numeric"
+    if case == "blank_image":
+        with Image.open(fixed) as img:
+            Image.new("RGB", img.size, (245, 245, 245)).save(fixed)
+        return str(fixed), "blank"
+    raise AssertionError(case)
+
+
+CASES = ["unreadable_image", "landmarks_missing_column", "landmarks_non_numeric", "blank_image"]
+
+
+@pytest.mark.parametrize("workflow", ["train", "evaluate", "inference"])
+@pytest.mark.parametrize("case", CASES)
+def test_bad_pair_stops_before_writing(pristine: Path, tmp_path: Path, case: str, workflow: str):
+    root = _fresh_root(pristine, tmp_path)
+    if workflow != "train":
+        _untrained_checkpoint(root)
+    key = "train#dataset#data" if workflow == "train" else "datalist"
+    item = load_config(BUNDLE, workflow, bundle_root=str(root)).get_parsed_content(key)[0]
+    path, words = _damage(case, item)
+    before = {p.name for p in root.iterdir()}
+    with pytest.raises(DatasetError) as info:
+        run_workflow(BUNDLE, workflow, quiet=True, max_epochs=1, warmup_epochs=1, bundle_root=str(root))
+    assert path in str(info.value) and words in str(info.value), str(info.value)
+    created = {p.name for p in root.iterdir()} - before
+    assert not created & set(OUTPUT_DIRS), created
+
+
+@pytest.mark.parametrize("kind", ["tiff_stack", "nifti_volume"])
+def test_pair_of_different_dimensionality(pristine: Path, tmp_path: Path, kind: str):
+    """A 3D target (multi-page TIFF stack or NIfTI volume) for a 2D RGB source is rejected, naming the target."""
+    import nibabel as nib
+
+    root = _fresh_root(pristine, tmp_path)
+    _untrained_checkpoint(root)
+    source = Path(load_config(BUNDLE, "inference", bundle_root=str(root)).get_parsed_content("datalist")[0]["image"])
+    if kind == "tiff_stack":
+        target = source.parent / "target_stack.tif"
+        with Image.open(source) as img:
+            rgb = img.convert("RGB")
+            rgb.save(target, save_all=True, append_images=[rgb, rgb])
+    else:
+        target = source.parent / "target_volume.nii.gz"
+        nib.save(nib.Nifti1Image(np.random.default_rng(0).random((16, 16, 16)).astype(np.float32), np.eye(4)),
+                 str(target))  # fmt: skip
+    with pytest.raises(DatasetError) as info:
+        run_workflow(BUNDLE, "inference", quiet=True, bundle_root=str(root),
+                     datalist=[{"image": str(source), "fixed": str(target)}])  # fmt: skip
+    assert str(target) in str(info.value) and "dimensionality" in str(info.value), str(info.value)
+    assert not (root / "outputs").exists()
+
+
+def test_monai_label_call_without_landmarks(pristine: Path, tmp_path: Path):
+    root = _fresh_root(pristine, tmp_path)
+    _untrained_checkpoint(root)
+    item = load_config(BUNDLE, "inference", bundle_root=str(root)).get_parsed_content("datalist")[0]
+    out = tmp_path / "label_out"
+    parser = load_config(BUNDLE, "inference", bundle_root=str(root))
+    postfix = parser.get("result_postfix")
+    run_workflow(BUNDLE, "inference", quiet=True, bundle_root=str(root), output_dir=str(out),
+                 datalist=[{"image": item["image"], "fixed": item["fixed"]}])  # fmt: skip
+    files = sorted(p.name for p in out.iterdir())
+    assert len(files) == 3, files  # affine JSON, warped image, checkerboard: no landmarks CSV
+    result = [p for p in out.iterdir() if p.stem.endswith(postfix)]
+    assert len(result) == 1
+    with Image.open(result[0]) as warped, Image.open(item["fixed"]) as fixed:
+        assert warped.size == fixed.size
+    affine = json.loads(next(out.glob("*_affine.json")).read_text())
+    m = np.asarray(affine["source_to_target"]) @ np.asarray(affine["target_to_source"])
+    assert np.allclose(m, np.eye(3), atol=1e-6)
+
+
+def test_local_checkpoint_replaces_the_warm_up(pristine: Path, tmp_path: Path):
+    root = _fresh_root(pristine, tmp_path)
+    ckpt = _untrained_checkpoint(root)
+    start = torch.load(ckpt, weights_only=True)
+    parser = load_config(BUNDLE, "train", bundle_root=str(root), pretrained_path=str(ckpt), warmup_epochs=0)
+    parser.get_parsed_content("load_pretrained")
+    network = parser.get_parsed_content("network")
+    assert all(torch.equal(network.state_dict()[k], v) for k, v in start.items())
