@@ -1,9 +1,9 @@
 """Dataset readers (each in the real dataset's own layout), sample generators and up-front file checks."""
 
-from .anhir import ANHIR_LAYOUT, anhir_datalist, check_anhir_datalist, read_landmarks, write_landmarks
-from .anhir_sample import random_histology_affine, write_anhir_sample
 from .acdc import ACDC_CLASS_NAMES, ACDC_LAYOUT, acdc_cases, acdc_subset_dir, acdc_volume_datalist, read_info_cfg
 from .acdc_sample import write_acdc_sample
+from .anhir import ANHIR_LAYOUT, anhir_datalist, check_anhir_datalist, read_landmarks, write_landmarks
+from .anhir_sample import random_histology_affine, write_anhir_sample
 from .busi import (
     BUSI_CLASSES,
     BUSI_LAYOUT,
