@@ -77,3 +77,24 @@ class BundleRuns:
             run_workflow(bundle, "evaluate", quiet=True, **run.overrides)
         run.done = True
         return run
+
+
+def untrained_checkpoint(bundle: Path, root: Path, **overrides) -> Path:
+    """Write ``network_def``'s initial weights as ``models/model.pt`` under ``root`` (evaluation and inference need a
+    checkpoint; untrained weights are enough to test their input checks)."""
+    import torch
+
+    network = load_config(bundle, "inference", bundle_root=str(root), **overrides).get_parsed_content("network_def")
+    (root / "models").mkdir(exist_ok=True)
+    torch.save(network.state_dict(), root / "models" / "model.pt")
+    return root / "models" / "model.pt"
+
+
+def top_level_names(root: Path) -> set[str]:
+    return {p.name for p in root.iterdir()}
+
+
+def assert_nothing_written(root: Path, before: set[str]) -> None:
+    """A workflow stopped by bad input must leave none of OUTPUT_DIRS behind."""
+    created = top_level_names(root) - before
+    assert not created & set(OUTPUT_DIRS), f"left {sorted(created)} behind after a bad-input error"

@@ -16,7 +16,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from bundle_helpers import BUNDLE_IDS, BUNDLES, OUTPUT_DIRS, ROOT, copy_sample, metadata
+from bundle_helpers import BUNDLE_IDS, BUNDLES, OUTPUT_DIRS, ROOT, copy_sample, metadata, untrained_checkpoint
 from PIL import Image
 
 from common.data import DatasetError
@@ -83,7 +83,7 @@ def test_bad_input_stops_cleanly(generated, case: str, workflow: str, tmp_path: 
     dataset_dir = copy_sample(pristine, tmp_path)
     overrides = {"bundle_root": str(tmp_path)}
     if workflow != "train":
-        _ensure_checkpoint(bundle, tmp_path)
+        untrained_checkpoint(bundle, tmp_path)
     datalist_id = "train#dataset#data" if workflow == "train" else "datalist"
     item = load_config(bundle, workflow, **overrides).get_parsed_content(datalist_id)[0]
     if workflow == "inference" and case == "label_shape_mismatch":
@@ -96,17 +96,6 @@ def test_bad_input_stops_cleanly(generated, case: str, workflow: str, tmp_path: 
     assert path in message and words in message, message
     created = {p.name for p in tmp_path.iterdir()} - before
     assert not created & set(OUTPUT_DIRS), f"{workflow} left {created} behind after a bad-input error"
-
-
-def _ensure_checkpoint(bundle: Path, root: Path) -> None:
-    """Evaluation and inference need a checkpoint: an untrained network's weights are enough here."""
-    import torch
-
-    ckpt = root / "models" / "model.pt"
-    if not ckpt.exists():
-        network = load_config(bundle, "inference", bundle_root=str(root)).get_parsed_content("network_def")
-        ckpt.parent.mkdir(exist_ok=True)
-        torch.save(network.state_dict(), ckpt)
 
 
 @pytest.mark.cli

@@ -10,33 +10,23 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-import torch
+from bundle_helpers import ROOT, assert_nothing_written, top_level_names, untrained_checkpoint
 
 from common.data import DatasetError
 from common.workflows import load_config, run_workflow
 
-ROOT = Path(__file__).resolve().parents[2]
 BUNDLE = ROOT / "bundles" / "brain_mri_fno_registration"
-OUTPUT_DIRS = ("models", "runs", "eval", "outputs")
 TINY_3D = {"spatial_dims": 3, "hidden_channels": 4, "n_layers": 2, "n_modes": [8, 8, 8]}
 
 
 @pytest.fixture(scope="module")
-def pristine(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("fnoreg_pristine")
-    run_workflow(BUNDLE, "train", run_id="make_sample", quiet=True, bundle_root=str(root))
-    return root
+def pristine(bundle_runs) -> Path:
+    return bundle_runs.sampled(BUNDLE).root
 
 
 def _fresh_root(pristine: Path, tmp_path: Path) -> Path:
     shutil.copytree(pristine / "sample_data", tmp_path / "sample_data")
     return tmp_path
-
-
-def _untrained_checkpoint(root: Path, **overrides) -> None:
-    network = load_config(BUNDLE, "inference", bundle_root=str(root), **overrides).get_parsed_content("network_def")
-    (root / "models").mkdir(exist_ok=True)
-    torch.save(network.state_dict(), root / "models" / "model.pt")
 
 
 def _damage(case: str, fixed: Path) -> str:
@@ -60,23 +50,23 @@ def _damage(case: str, fixed: Path) -> str:
 def test_bad_pair_stops_before_writing(pristine: Path, tmp_path: Path, case: str, workflow: str):
     root = _fresh_root(pristine, tmp_path)
     if workflow == "inference":
-        _untrained_checkpoint(root)
+        untrained_checkpoint(BUNDLE, root)
     datalist_id = "train#dataset#data" if workflow == "train" else "datalist"
     item = load_config(BUNDLE, workflow, bundle_root=str(root)).get_parsed_content(datalist_id)[0]
     fixed = Path(item["fixed"])
     words = _damage(case, fixed)
-    before = {p.name for p in root.iterdir()}
+    before = top_level_names(root)
     with pytest.raises(DatasetError) as info:
         run_workflow(BUNDLE, workflow, quiet=True, max_epochs=1, bundle_root=str(root))
     message = str(info.value)
     assert str(fixed) in message and words in message, message
-    assert not ({p.name for p in root.iterdir()} - before) & set(OUTPUT_DIRS)
+    assert_nothing_written(root, before)
     assert not (root / "outputs").exists()
 
 
 def test_monai_label_call_without_labels_writes_into_output_dir(pristine: Path, tmp_path: Path):
     root = _fresh_root(pristine, tmp_path)
-    _untrained_checkpoint(root)
+    untrained_checkpoint(BUNDLE, root)
     # any two 2D NIfTI files: here plain H x W copies of two sample slices (neurite's are H x W x 1)
     moving, fixed = tmp_path / "moving.nii.gz", tmp_path / "fixed.nii.gz"
     for subject, target in (("OASIS_OAS1_0003_MR1", moving), ("OASIS_OAS1_0007_MR1", fixed)):

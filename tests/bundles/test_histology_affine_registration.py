@@ -11,33 +11,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from bundle_helpers import ROOT, assert_nothing_written, top_level_names, untrained_checkpoint
 from PIL import Image
 
 from common.data import DatasetError
 from common.workflows import load_config, run_workflow
 
-ROOT = Path(__file__).resolve().parents[2]
 BUNDLE = ROOT / "bundles" / "histology_affine_registration"
-OUTPUT_DIRS = ("models", "runs", "eval", "outputs")
 
 
 @pytest.fixture(scope="module")
-def pristine(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("histology_pristine")
-    run_workflow(BUNDLE, "train", run_id="make_sample", quiet=True, bundle_root=str(root))
-    return root
+def pristine(bundle_runs) -> Path:
+    return bundle_runs.sampled(BUNDLE).root
 
 
 def _fresh_root(pristine: Path, tmp_path: Path) -> Path:
     shutil.copytree(pristine / "sample_data", tmp_path / "sample_data")
     return tmp_path
-
-
-def _untrained_checkpoint(root: Path) -> Path:
-    network = load_config(BUNDLE, "inference", bundle_root=str(root)).get_parsed_content("network_def")
-    (root / "models").mkdir(exist_ok=True)
-    torch.save(network.state_dict(), root / "models" / "model.pt")
-    return root / "models" / "model.pt"
 
 
 def _damage(case: str, item: dict) -> tuple[str, str]:
@@ -68,16 +58,15 @@ CASES = ["unreadable_image", "landmarks_missing_column", "landmarks_non_numeric"
 def test_bad_pair_stops_before_writing(pristine: Path, tmp_path: Path, case: str, workflow: str):
     root = _fresh_root(pristine, tmp_path)
     if workflow != "train":
-        _untrained_checkpoint(root)
+        untrained_checkpoint(BUNDLE, root)
     key = "train#dataset#data" if workflow == "train" else "datalist"
     item = load_config(BUNDLE, workflow, bundle_root=str(root)).get_parsed_content(key)[0]
     path, words = _damage(case, item)
-    before = {p.name for p in root.iterdir()}
+    before = top_level_names(root)
     with pytest.raises(DatasetError) as info:
         run_workflow(BUNDLE, workflow, quiet=True, max_epochs=1, warmup_epochs=1, bundle_root=str(root))
     assert path in str(info.value) and words in str(info.value), str(info.value)
-    created = {p.name for p in root.iterdir()} - before
-    assert not created & set(OUTPUT_DIRS), created
+    assert_nothing_written(root, before)
 
 
 @pytest.mark.parametrize("kind", ["tiff_stack", "nifti_volume"])
@@ -86,7 +75,7 @@ def test_pair_of_different_dimensionality(pristine: Path, tmp_path: Path, kind: 
     import nibabel as nib
 
     root = _fresh_root(pristine, tmp_path)
-    _untrained_checkpoint(root)
+    untrained_checkpoint(BUNDLE, root)
     source = Path(load_config(BUNDLE, "inference", bundle_root=str(root)).get_parsed_content("datalist")[0]["image"])
     if kind == "tiff_stack":
         target = source.parent / "target_stack.tif"
@@ -106,7 +95,7 @@ def test_pair_of_different_dimensionality(pristine: Path, tmp_path: Path, kind: 
 
 def test_monai_label_call_without_landmarks(pristine: Path, tmp_path: Path):
     root = _fresh_root(pristine, tmp_path)
-    _untrained_checkpoint(root)
+    untrained_checkpoint(BUNDLE, root)
     item = load_config(BUNDLE, "inference", bundle_root=str(root)).get_parsed_content("datalist")[0]
     out = tmp_path / "label_out"
     parser = load_config(BUNDLE, "inference", bundle_root=str(root))
@@ -126,7 +115,7 @@ def test_monai_label_call_without_landmarks(pristine: Path, tmp_path: Path):
 
 def test_local_checkpoint_replaces_the_warm_up(pristine: Path, tmp_path: Path):
     root = _fresh_root(pristine, tmp_path)
-    ckpt = _untrained_checkpoint(root)
+    ckpt = untrained_checkpoint(BUNDLE, root)
     start = torch.load(ckpt, weights_only=True)
     parser = load_config(BUNDLE, "train", bundle_root=str(root), pretrained_path=str(ckpt), warmup_epochs=0)
     parser.get_parsed_content("load_pretrained")

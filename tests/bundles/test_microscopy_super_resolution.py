@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bundle_helpers import OUTPUT_DIRS, ROOT, copy_sample
+from bundle_helpers import ROOT, assert_nothing_written, copy_sample, top_level_names, untrained_checkpoint
 from PIL import Image
 
 from common.data import DatasetError
@@ -22,24 +22,11 @@ def pristine(bundle_runs) -> Path:
     return bundle_runs.sampled(BUNDLE).root
 
 
-def _fake_checkpoint(root: Path) -> None:
-    import torch
-
-    network = load_config(BUNDLE, "inference", bundle_root=str(root)).get_parsed_content("network_def")
-    (root / "models").mkdir(exist_ok=True)
-    torch.save(network.state_dict(), root / "models" / "model.pt")
-
-
-def _nothing_written(root: Path, before: set[str]) -> None:
-    created = {p.name for p in root.iterdir()} - before
-    assert not created & set(OUTPUT_DIRS), f"left {created} behind"
-
-
 def _prepare(pristine: Path, tmp_path: Path, workflow: str) -> tuple[Path, set[str]]:
     sample = copy_sample(pristine, tmp_path)
     if workflow != "train":
-        _fake_checkpoint(tmp_path)
-    return sample, {p.name for p in tmp_path.iterdir()}
+        untrained_checkpoint(BUNDLE, tmp_path)
+    return sample, top_level_names(tmp_path)
 
 
 @pytest.mark.parametrize("workflow", ["train", "evaluate", "inference"])
@@ -51,7 +38,7 @@ def test_grey_tile_is_rejected(pristine, tmp_path, workflow):
     with pytest.raises(DatasetError, match="expected an RGB image") as info:
         run_workflow(BUNDLE, workflow, quiet=True, max_epochs=1, bundle_root=str(tmp_path))
     assert str(tile) in str(info.value)
-    _nothing_written(tmp_path, before)
+    assert_nothing_written(tmp_path, before)
 
 
 @pytest.mark.parametrize(("workflow", "size"), [("train", 48), ("evaluate", 40)])
@@ -63,7 +50,7 @@ def test_tile_smaller_than_the_patch_is_rejected(pristine, tmp_path, workflow, s
     with pytest.raises(DatasetError, match="smaller than the required") as info:
         run_workflow(BUNDLE, workflow, quiet=True, max_epochs=1, bundle_root=str(tmp_path))
     assert str(tile) in str(info.value)
-    _nothing_written(tmp_path, before)
+    assert_nothing_written(tmp_path, before)
 
 
 @pytest.mark.parametrize("workflow", ["train", "evaluate", "inference"])
@@ -73,7 +60,7 @@ def test_bad_scale_is_rejected(pristine, tmp_path, workflow, scale, words):
     with pytest.raises(ValueError, match=words) as info:
         run_workflow(BUNDLE, workflow, quiet=True, max_epochs=1, scale=scale, bundle_root=str(tmp_path))
     assert repr(scale) in str(info.value)
-    _nothing_written(tmp_path, before)
+    assert_nothing_written(tmp_path, before)
 
 
 def test_roi_mask_of_another_size_is_rejected(pristine, tmp_path):
@@ -84,7 +71,7 @@ def test_roi_mask_of_another_size_is_rejected(pristine, tmp_path):
     with pytest.raises(DatasetError, match="ROI mask is") as info:
         run_workflow(BUNDLE, "train", quiet=True, max_epochs=1, bundle_root=str(tmp_path))
     assert str(roi) in str(info.value)
-    _nothing_written(tmp_path, before)
+    assert_nothing_written(tmp_path, before)
 
 
 def test_missing_roi_mask_is_rejected_for_training(pristine, tmp_path):
@@ -94,7 +81,7 @@ def test_missing_roi_mask_is_rejected_for_training(pristine, tmp_path):
     with pytest.raises(DatasetError, match="ROI mask of") as info:
         run_workflow(BUNDLE, "train", quiet=True, max_epochs=1, bundle_root=str(tmp_path))
     assert str(roi) in str(info.value)
-    _nothing_written(tmp_path, before)
+    assert_nothing_written(tmp_path, before)
 
 
 @pytest.mark.slow

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bundle_helpers import OUTPUT_DIRS, ROOT, copy_sample
+from bundle_helpers import ROOT, assert_nothing_written, copy_sample, top_level_names, untrained_checkpoint
 from PIL import Image
 
 from common.data import DatasetError
-from common.workflows import load_config, run_workflow
+from common.workflows import run_workflow
 
 BUNDLE = ROOT / "bundles" / "pathology_arbitrary_scale_super_resolution"
 
@@ -19,19 +19,6 @@ BUNDLE = ROOT / "bundles" / "pathology_arbitrary_scale_super_resolution"
 @pytest.fixture(scope="module")
 def pristine(bundle_runs) -> Path:
     return bundle_runs.sampled(BUNDLE).root
-
-
-def _fake_checkpoint(root: Path) -> None:
-    import torch
-
-    network = load_config(BUNDLE, "inference", bundle_root=str(root)).get_parsed_content("network_def")
-    (root / "models").mkdir(exist_ok=True)
-    torch.save(network.state_dict(), root / "models" / "model.pt")
-
-
-def _nothing_written(root: Path, before: set[str]) -> None:
-    created = {p.name for p in root.iterdir()} - before
-    assert not created & set(OUTPUT_DIRS), f"left {created} behind"
 
 
 @pytest.mark.parametrize("workflow", ["train", "evaluate", "inference"])
@@ -42,12 +29,12 @@ def test_grey_tile_is_rejected(pristine, tmp_path, workflow):
     with Image.open(tile) as img:
         img.convert("L").save(tile)
     if workflow != "train":
-        _fake_checkpoint(tmp_path)
-    before = {p.name for p in tmp_path.iterdir()}
+        untrained_checkpoint(BUNDLE, tmp_path)
+    before = top_level_names(tmp_path)
     with pytest.raises(DatasetError, match="channel") as info:
         run_workflow(BUNDLE, workflow, quiet=True, max_epochs=1, bundle_root=str(tmp_path))
     assert str(tile) in str(info.value)
-    _nothing_written(tmp_path, before)
+    assert_nothing_written(tmp_path, before)
 
 
 @pytest.mark.parametrize(("workflow", "size"), [("train", 150), ("evaluate", 40)])
@@ -57,12 +44,12 @@ def test_tile_smaller_than_the_patch_is_rejected(pristine, tmp_path, workflow, s
     with Image.open(tile) as img:
         img.crop((0, 0, size, size)).save(tile)
     if workflow != "train":
-        _fake_checkpoint(tmp_path)
-    before = {p.name for p in tmp_path.iterdir()}
+        untrained_checkpoint(BUNDLE, tmp_path)
+    before = top_level_names(tmp_path)
     with pytest.raises(DatasetError, match="smaller than the required") as info:
         run_workflow(BUNDLE, workflow, quiet=True, max_epochs=1, bundle_root=str(tmp_path))
     assert str(tile) in str(info.value)
-    _nothing_written(tmp_path, before)
+    assert_nothing_written(tmp_path, before)
 
 
 @pytest.mark.parametrize("workflow", ["train", "evaluate", "inference"])
@@ -70,11 +57,11 @@ def test_tile_smaller_than_the_patch_is_rejected(pristine, tmp_path, workflow, s
 def test_bad_scale_is_rejected(pristine, tmp_path, workflow, scale):
     copy_sample(pristine, tmp_path)
     if workflow != "train":
-        _fake_checkpoint(tmp_path)
-    before = {p.name for p in tmp_path.iterdir()}
+        untrained_checkpoint(BUNDLE, tmp_path)
+    before = top_level_names(tmp_path)
     with pytest.raises(ValueError, match="scale must be a number > 1"):
         run_workflow(BUNDLE, workflow, quiet=True, max_epochs=1, bundle_root=str(tmp_path), scale=scale)
-    _nothing_written(tmp_path, before)
+    assert_nothing_written(tmp_path, before)
 
 
 def test_inference_at_a_non_integer_scale_on_an_lr_image(tmp_path):
