@@ -32,9 +32,34 @@ from .slice_dataset import SliceDataset, expand_slices
 from .splits import split_groups
 from .sr_tiles import SR_TILE_LAYOUT, check_sr_datalist, sr_tile_datalist, write_sr_tile_sample
 from .synovial_sample import write_synovial_sample
+from .thyroid_mpm import (
+    MPM_CLASSES,
+    MPM_LAYOUT,
+    MPM_RAW_LAYOUT,
+    POLARISATION_ANGLES,
+    average_polarisation,
+    check_mpm_datalist,
+    convert_mpm_rois,
+    mpm_datalist,
+    mpm_regions,
+    scale_modality,
+)
+from .thyroid_mpm_sample import mpm_phantom, write_mpm_sample
 from .validation import check_datalist, check_image, read_image_array
 
 __all__ = [
+    "MPM_CLASSES",
+    "MPM_LAYOUT",
+    "MPM_RAW_LAYOUT",
+    "POLARISATION_ANGLES",
+    "average_polarisation",
+    "check_mpm_datalist",
+    "convert_mpm_rois",
+    "mpm_datalist",
+    "mpm_regions",
+    "scale_modality",
+    "mpm_phantom",
+    "write_mpm_sample",
     "ANHIR_LAYOUT",
     "anhir_datalist",
     "check_anhir_datalist",

@@ -12,6 +12,7 @@ from .affine_matching import (
     ransac_affine,
 )
 from .metrics_report import MetricsReport, write_json_atomic
+from .mpm_fusion import ClassProbabilityWriter, MPMClassificationReport, train_fusion_autoencoder
 from .ood_evaluation import (
     ENSEMBLE_SPACE,
     OOD_METHODS,
@@ -31,6 +32,9 @@ from .registration import PairTimer, PrepareRegistrationBatch
 from .rvtt import RVTTTrainer, SRComparisonWriter, roi_patch_corners
 
 __all__ = [
+    "ClassProbabilityWriter",
+    "MPMClassificationReport",
+    "train_fusion_autoencoder",
     "IntensityFeatures",
     "MatcherInferer",
     "PreAlignedRegistrationBatch",

@@ -1,6 +1,7 @@
 """Losses the papers add to MONAI's."""
 
 from .affine_matching import AffineNCCLoss, CoarseMatchingLoss, local_ncc
+from .fusion_reconstruction import FusionReconstructionLoss, OneHotBCEWithLogitsLoss
 from .point_supervision import BoundaryLoss, PartialCrossEntropyLoss, PointBoundaryLoss
 from .registration import RegistrationLoss, diffusion_regularizer, soft_dice_loss
 from .super_resolution import (
@@ -12,6 +13,8 @@ from .super_resolution import (
 )
 
 __all__ = [
+    "FusionReconstructionLoss",
+    "OneHotBCEWithLogitsLoss",
     "AffineNCCLoss",
     "CoarseMatchingLoss",
     "local_ncc",

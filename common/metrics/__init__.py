@@ -1,6 +1,7 @@
 """Metrics and metric output transforms used by the bundles' evaluators."""
 
 from .anhir import ANHIR_AGGREGATES, ANHIRMetric, anhir_aggregates, anhir_pair_scores, relative_tre
+from .binary_classification import aggregate_runs, binary_auroc, binary_classification_summary
 from .ood import (
     MultiLevelRule,
     auc_after_rejection,
@@ -32,6 +33,9 @@ from .segmentation import (
 from .super_resolution import from_engine_upsampled, sr_quality, upsample, write_sr_comparison
 
 __all__ = [
+    "aggregate_runs",
+    "binary_auroc",
+    "binary_classification_summary",
     "ANHIR_AGGREGATES",
     "ANHIRMetric",
     "anhir_aggregates",

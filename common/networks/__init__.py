@@ -25,6 +25,17 @@ from .fno import (
     fno_baseline,
     tucker_ranks,
 )
+from .fusion_autoencoder import (
+    DECODER_CHANNELS,
+    ENCODER_CHANNELS,
+    MINI_EFFICIENTNET_BLOCKS,
+    MODALITIES,
+    ChannelSelector,
+    FusionAutoencoder,
+    FusionClassifier,
+    efficientnet_classifier,
+    fusion_latent_size,
+)
 from .iste import (
     ISTE,
     ISTE_VARIANTS,
@@ -40,6 +51,15 @@ from .sfrseg import SFRSegNet
 from .wavelet import IEWADWTDown, haar_dwt2d
 
 __all__ = [
+    "DECODER_CHANNELS",
+    "ENCODER_CHANNELS",
+    "MODALITIES",
+    "ChannelSelector",
+    "FusionAutoencoder",
+    "FusionClassifier",
+    "MINI_EFFICIENTNET_BLOCKS",
+    "efficientnet_classifier",
+    "fusion_latent_size",
     "AffineMatchingNet",
     "AttentionLayer",
     "CoarseBackbone",
