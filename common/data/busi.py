@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -35,7 +34,7 @@ import numpy as np
 
 from .errors import DatasetError, DatasetLayoutError, ImageFileError
 from .splits import split_groups
-from .validation import RASTER_SUFFIXES, check_image
+from .validation import RASTER_SUFFIXES, check_image, items_to_check
 
 __all__ = [
     "BUSI_CLASSES",
@@ -227,14 +226,7 @@ def check_image_datalist(
         DatasetError: empty datalist.
         ImageFileError: the first bad file, named with its problem.
     """
-    if len(datalist) == 0:
-        raise DatasetError("the datalist is empty: the dataset folder holds no usable images")
-    items = datalist
-    if progress and len(datalist) > 20:
-        from tqdm import tqdm
-
-        items = tqdm(datalist, desc="checking image files", file=sys.stdout, leave=False)
-    for item in items:
+    for item in items_to_check(datalist, "images", "checking image files", progress):
         path = item.get(image_key)
         if not isinstance(path, (str, Path)):
             continue

@@ -22,16 +22,15 @@ from __future__ import annotations
 
 import csv
 import json
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from .atomic import write_folder_atomically
-from .errors import DatasetError, DatasetLayoutError, ImageFileError
+from .errors import DatasetLayoutError, ImageFileError
 from .splits import split_groups
-from .validation import check_image, read_image_array
+from .validation import check_image, items_to_check, read_image_array
 
 __all__ = [
     "MPM_CLASSES",
@@ -157,14 +156,7 @@ def check_mpm_datalist(
         DatasetError: empty datalist.
         ImageFileError: the first bad file, named with its problem.
     """
-    if len(datalist) == 0:
-        raise DatasetError("the datalist is empty: the dataset folder holds no usable regions")
-    items = datalist
-    if progress and len(datalist) > 20:
-        from tqdm import tqdm
-
-        items = tqdm(datalist, desc="checking region images", file=sys.stdout, leave=False)
-    for item in items:
+    for item in items_to_check(datalist, "regions", "checking region images", progress):
         path = item.get(image_key)
         if not isinstance(path, (str, Path)):
             continue

@@ -131,14 +131,7 @@ def check_datalist(
         DatasetError: for an empty datalist.
         ImageFileError: for the first bad file, naming it and the problem.
     """
-    if len(datalist) == 0:
-        raise DatasetError("the datalist is empty: the dataset folder holds no usable cases")
-    items = datalist
-    if progress and len(datalist) > 20:
-        from tqdm import tqdm
-
-        items = tqdm(datalist, desc="checking dataset files", file=sys.stdout, leave=False)
-    for item in items:
+    for item in items_to_check(datalist, "cases", "checking dataset files", progress):
         image_path = item.get(image_key)
         if not isinstance(image_path, (str, Path)):
             continue
@@ -153,4 +146,25 @@ def check_datalist(
             raise ImageFileError(
                 label_path, f"label shape {label_shape} differs from its image's shape {image_shape} ({image_path})"
             )
+    return datalist
+
+
+def items_to_check(datalist: Sequence, what: str, desc: str, progress: bool = True) -> Iterable:
+    """The items of a datalist to check one by one, behind a progress bar when there are many.
+
+    Args:
+        datalist: the items.
+        what: what the dataset holds, for the error ("cases", "regions", ...).
+        desc: the progress bar's label.
+        progress: show a progress bar for more than 20 items.
+
+    Raises:
+        DatasetError: for an empty datalist.
+    """
+    if len(datalist) == 0:
+        raise DatasetError(f"the datalist is empty: the dataset folder holds no usable {what}")
+    if progress and len(datalist) > 20:
+        from tqdm import tqdm
+
+        return tqdm(datalist, desc=desc, file=sys.stdout, leave=False)
     return datalist

@@ -68,3 +68,13 @@ def test_check_datalist_shape_mismatch_and_empty(tmp_path: Path):
     good = [{"image": str(image), "label": str(_png(tmp_path / "m2.png", (16, 16), mode="L"))}]
     assert check_datalist(good, image_channels=3) is good
     assert check_datalist([{"image": np.zeros((2, 2))}]) is not None  # in-memory arrays are not files: skipped
+
+
+def test_items_to_check_rejects_an_empty_datalist_and_passes_items_through():
+    from common.data.validation import items_to_check
+
+    with pytest.raises(DatasetError, match="no usable regions"):
+        items_to_check([], "regions", "checking")
+    items = [{"image": f"{i}.png"} for i in range(3)]
+    assert list(items_to_check(items, "cases", "checking")) == items
+    assert list(items_to_check(items * 10, "cases", "checking", progress=True)) == items * 10
