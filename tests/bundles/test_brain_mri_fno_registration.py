@@ -4,13 +4,12 @@ different dimensionality, a blank image), MONAI Label's image-result call withou
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
-from bundle_helpers import ROOT, assert_nothing_written, top_level_names, untrained_checkpoint
+from bundle_helpers import ROOT, assert_nothing_written, copy_sample, top_level_names, untrained_checkpoint
 
 from common.data import DatasetError
 from common.workflows import load_config, run_workflow
@@ -22,11 +21,6 @@ TINY_3D = {"spatial_dims": 3, "hidden_channels": 4, "n_layers": 2, "n_modes": [8
 @pytest.fixture(scope="module")
 def pristine(bundle_runs) -> Path:
     return bundle_runs.sampled(BUNDLE).root
-
-
-def _fresh_root(pristine: Path, tmp_path: Path) -> Path:
-    shutil.copytree(pristine / "sample_data", tmp_path / "sample_data")
-    return tmp_path
 
 
 def _damage(case: str, fixed: Path) -> str:
@@ -48,7 +42,8 @@ def _damage(case: str, fixed: Path) -> str:
 @pytest.mark.parametrize("workflow", ["train", "inference"])
 @pytest.mark.parametrize("case", ["unreadable_fixed_image", "pair_of_different_dimensionality", "blank_image"])
 def test_bad_pair_stops_before_writing(pristine: Path, tmp_path: Path, case: str, workflow: str):
-    root = _fresh_root(pristine, tmp_path)
+    copy_sample(pristine, tmp_path)
+    root = tmp_path
     if workflow == "inference":
         untrained_checkpoint(BUNDLE, root)
     datalist_id = "train#dataset#data" if workflow == "train" else "datalist"
@@ -65,7 +60,8 @@ def test_bad_pair_stops_before_writing(pristine: Path, tmp_path: Path, case: str
 
 
 def test_monai_label_call_without_labels_writes_into_output_dir(pristine: Path, tmp_path: Path):
-    root = _fresh_root(pristine, tmp_path)
+    copy_sample(pristine, tmp_path)
+    root = tmp_path
     untrained_checkpoint(BUNDLE, root)
     # any two 2D NIfTI files: here plain H x W copies of two sample slices (neurite's are H x W x 1)
     moving, fixed = tmp_path / "moving.nii.gz", tmp_path / "fixed.nii.gz"
@@ -85,7 +81,8 @@ def test_monai_label_call_without_labels_writes_into_output_dir(pristine: Path, 
 
 @pytest.mark.slow
 def test_3d_switch_trains_and_evaluates(pristine: Path, tmp_path: Path):
-    root = _fresh_root(pristine, tmp_path)
+    copy_sample(pristine, tmp_path)
+    root = tmp_path
     overrides = {"bundle_root": str(root), **TINY_3D}
     run_workflow(BUNDLE, "train", quiet=True, max_epochs=1, **overrides)
     assert (root / "models" / "model.pt").is_file()

@@ -5,13 +5,12 @@ MONAI Label's call without landmarks; starting from a local checkpoint without t
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from bundle_helpers import ROOT, assert_nothing_written, top_level_names, untrained_checkpoint
+from bundle_helpers import ROOT, assert_nothing_written, copy_sample, top_level_names, untrained_checkpoint
 from PIL import Image
 
 from common.data import DatasetError
@@ -23,11 +22,6 @@ BUNDLE = ROOT / "bundles" / "histology_affine_registration"
 @pytest.fixture(scope="module")
 def pristine(bundle_runs) -> Path:
     return bundle_runs.sampled(BUNDLE).root
-
-
-def _fresh_root(pristine: Path, tmp_path: Path) -> Path:
-    shutil.copytree(pristine / "sample_data", tmp_path / "sample_data")
-    return tmp_path
 
 
 def _damage(case: str, item: dict) -> tuple[str, str]:
@@ -56,7 +50,8 @@ CASES = ["unreadable_image", "landmarks_missing_column", "landmarks_non_numeric"
 @pytest.mark.parametrize("workflow", ["train", "evaluate", "inference"])
 @pytest.mark.parametrize("case", CASES)
 def test_bad_pair_stops_before_writing(pristine: Path, tmp_path: Path, case: str, workflow: str):
-    root = _fresh_root(pristine, tmp_path)
+    copy_sample(pristine, tmp_path)
+    root = tmp_path
     if workflow != "train":
         untrained_checkpoint(BUNDLE, root)
     key = "train#dataset#data" if workflow == "train" else "datalist"
@@ -74,7 +69,8 @@ def test_pair_of_different_dimensionality(pristine: Path, tmp_path: Path, kind: 
     """A 3D target (multi-page TIFF stack or NIfTI volume) for a 2D RGB source is rejected, naming the target."""
     import nibabel as nib
 
-    root = _fresh_root(pristine, tmp_path)
+    copy_sample(pristine, tmp_path)
+    root = tmp_path
     untrained_checkpoint(BUNDLE, root)
     source = Path(load_config(BUNDLE, "inference", bundle_root=str(root)).get_parsed_content("datalist")[0]["image"])
     if kind == "tiff_stack":
@@ -94,7 +90,8 @@ def test_pair_of_different_dimensionality(pristine: Path, tmp_path: Path, kind: 
 
 
 def test_monai_label_call_without_landmarks(pristine: Path, tmp_path: Path):
-    root = _fresh_root(pristine, tmp_path)
+    copy_sample(pristine, tmp_path)
+    root = tmp_path
     untrained_checkpoint(BUNDLE, root)
     item = load_config(BUNDLE, "inference", bundle_root=str(root)).get_parsed_content("datalist")[0]
     out = tmp_path / "label_out"
@@ -114,7 +111,8 @@ def test_monai_label_call_without_landmarks(pristine: Path, tmp_path: Path):
 
 
 def test_local_checkpoint_replaces_the_warm_up(pristine: Path, tmp_path: Path):
-    root = _fresh_root(pristine, tmp_path)
+    copy_sample(pristine, tmp_path)
+    root = tmp_path
     ckpt = untrained_checkpoint(BUNDLE, root)
     start = torch.load(ckpt, weights_only=True)
     parser = load_config(BUNDLE, "train", bundle_root=str(root), pretrained_path=str(ckpt), warmup_epochs=0)
