@@ -66,9 +66,12 @@ def snippet(bundle: Path) -> str:
     out = meta["network_data_format"]["outputs"]["pred"]
     shape = [1, inp["num_channels"], *_example_shape(inp["spatial_shape"])]
     out_shape = [1, out["num_channels"], *_example_shape(out["spatial_shape"])]
+    if out.get("format") == "classes" and list(out["spatial_shape"]) == [1]:
+        out_shape = out_shape[:2]  # model-zoo writes [1] for a class vector; the network returns (batch, classes)
     channels = ", ".join(f"{k}: {v}" for k, v in inp.get("channel_def", {}).items())
     out_channels = ", ".join(f"{k}: {v}" for k, v in out.get("channel_def", {}).items())
     low, high = (inp.get("value_range") or [None, None])[:2]
+    values = f"values in [{low}, {high}]" if low is not None else "values as preprocessed (no fixed range)"
     rel = f"bundles/{bundle.name}"
     return "\n".join(
         [
@@ -87,14 +90,14 @@ def snippet(bundle: Path) -> str:
             "import torch",
             "",
             'net = torch.jit.load("model.ts", map_location="cpu").eval()',
-            f"x = torch.rand({', '.join(str(s) for s in shape)})  # {inp['dtype']}, values in [{low}, {high}]",
+            f"x = torch.rand({', '.join(str(s) for s in shape)})  # {inp['dtype']}, {values}",
             "with torch.no_grad():",
             f"    pred = net(x)  # shape ({', '.join(str(s) for s in out_shape)}), {out['dtype']}",
             "```",
             "",
             f"- Input: `{inp['dtype']}` tensor `(batch, {inp['num_channels']}, "
             f"{', '.join('H W D'.split()[: len(inp['spatial_shape'])])})`, {_size_rule(inp['spatial_shape'])}; "
-            f"channels {channels or 'n/a'}; values in [{low}, {high}] after the bundle's preprocessing "
+            f"channels {channels or 'n/a'}; {values} after the bundle's preprocessing "
             f"({meta.get('image_classes', 'see metadata.json')}).",
             f"- Output: the raw network output ({out.get('format', out.get('type'))}), channels {out_channels}. "
             f"The bundle's postprocessing turns it into its result ({meta.get('pred_classes', 'see metadata.json')}) "

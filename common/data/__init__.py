@@ -17,6 +17,15 @@ from .busi import (
 from .busi_sample import corrupt_ultrasound, write_busi_sample
 from .errors import DatasetError, DatasetLayoutError, ImageFileError
 from .image_mask import IMAGE_MASK_LAYOUT, image_mask_datalist, image_mask_pairs
+from .isic import (
+    ISIC_2020_DIAGNOSIS_TO_CLASS,
+    ISIC_CLASSES,
+    ISIC_LAYOUT,
+    MELANOMA_INDEX,
+    check_isic_datalist,
+    isic_cases,
+    isic_datalist,
+)
 from .oasis import (
     OASIS_FILES,
     OASIS_LAYOUT,
@@ -28,6 +37,14 @@ from .oasis import (
     oasis_subjects,
 )
 from .oasis_sample import SAMPLE_LABELS, SEG4_OF_LABEL, template_labels, write_oasis_sample
+from .skin_sample import (
+    CUTANEOUS_CLASSES,
+    clinical_image,
+    dermoscopy_lesion,
+    write_cutaneous_sample,
+    write_isic_sample,
+    write_skin_sample,
+)
 from .slice_dataset import SliceDataset, expand_slices
 from .splits import split_groups
 from .sr_tiles import SR_TILE_LAYOUT, check_sr_datalist, sr_tile_datalist, write_sr_tile_sample
@@ -48,6 +65,19 @@ from .thyroid_mpm_sample import mpm_phantom, write_mpm_sample
 from .validation import check_datalist, check_image, read_image_array
 
 __all__ = [
+    "CUTANEOUS_CLASSES",
+    "clinical_image",
+    "dermoscopy_lesion",
+    "write_cutaneous_sample",
+    "write_isic_sample",
+    "write_skin_sample",
+    "ISIC_2020_DIAGNOSIS_TO_CLASS",
+    "ISIC_CLASSES",
+    "ISIC_LAYOUT",
+    "MELANOMA_INDEX",
+    "check_isic_datalist",
+    "isic_cases",
+    "isic_datalist",
     "MPM_CLASSES",
     "MPM_LAYOUT",
     "MPM_RAW_LAYOUT",

@@ -80,6 +80,15 @@ def _images_in(folder: Path) -> list[Path]:
     )
 
 
+def _class_folder_layout(classes: Sequence[str]) -> str:
+    """The expected-layout text for class folders other than BUSI's."""
+    lines = ["<dataset_dir>/"] + [
+        f"  {name}/<name>.png        one folder per class (PNG, JPEG, BMP or TIFF)" for name in classes
+    ]
+    lines.append('  [splits.json]            optional {"train": [...], "val": [...], "test": [...]} of relative paths')
+    return "\n".join(lines) + "\n"
+
+
 def busi_cases(
     dataset_dir: str | Path, classes: Sequence[str] = BUSI_CLASSES, ignore_dirs: Sequence[str] = ("ood",)
 ) -> list[dict[str, object]]:
@@ -94,25 +103,26 @@ def busi_cases(
         DatasetLayoutError: missing root, a folder that is not a known class (a typo, or another dataset's class),
             a missing class folder or a class folder without images.
     """
+    layout = BUSI_LAYOUT if tuple(classes) == BUSI_CLASSES else _class_folder_layout(classes)
     root = Path(dataset_dir)
     if not root.is_dir():
-        raise DatasetLayoutError(root, "dataset folder does not exist", BUSI_LAYOUT)
+        raise DatasetLayoutError(root, "dataset folder does not exist", layout)
     folders = {p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")} - set(ignore_dirs)
     if not folders & set(classes):
-        raise DatasetLayoutError(root, f"holds none of the class folders {list(classes)}", BUSI_LAYOUT)
+        raise DatasetLayoutError(root, f"holds none of the class folders {list(classes)}", layout)
     unknown = sorted(folders - set(classes))
     if unknown:
         raise DatasetLayoutError(
-            root / unknown[0], f"is not a class folder (classes: {list(classes)}; unknown: {unknown})", BUSI_LAYOUT
+            root / unknown[0], f"is not a class folder (classes: {list(classes)}; unknown: {unknown})", layout
         )
     items: list[dict[str, object]] = []
     for label, name in enumerate(classes):
         folder = root / name
         if not folder.is_dir():
-            raise DatasetLayoutError(folder, f"class folder '{name}' is missing", BUSI_LAYOUT)
+            raise DatasetLayoutError(folder, f"class folder '{name}' is missing", layout)
         images = _images_in(folder)
         if not images:
-            raise DatasetLayoutError(folder, f"class folder '{name}' holds no images", BUSI_LAYOUT)
+            raise DatasetLayoutError(folder, f"class folder '{name}' holds no images", layout)
         items += [{"image": str(p), "label": label, "case": f"{name}/{p.name}"} for p in images]
     return items
 

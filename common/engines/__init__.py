@@ -11,6 +11,18 @@ from .affine_matching import (
     random_homography,
     ransac_affine,
 )
+from .augmentation import (
+    AUGMENTATION_REGIMES,
+    DEFAULT_CAE_EPOCHS,
+    DEFAULT_WGAN_EPOCHS,
+    GEOMETRIC_OPERATIONS,
+    geometric_counterparts,
+    sample_autoencoder,
+    train_autoencoder,
+    train_wgan,
+    write_augmented_class_folders,
+)
+from .classification_outputs import ProbabilityCollector, output_labels, output_probabilities, source_names
 from .metrics_report import MetricsReport, write_json_atomic
 from .mpm_fusion import ClassProbabilityWriter, MPMClassificationReport, train_fusion_autoencoder
 from .ood_evaluation import (
@@ -30,8 +42,17 @@ from .ood_evaluation import (
 from .prepare_batch import PrepareBatchTargetDict
 from .registration import PairTimer, PrepareRegistrationBatch
 from .rvtt import RVTTTrainer, SRComparisonWriter, roi_patch_corners
+from .skin_classification import GradCAMWriter, SkinClassificationReport, gradcam_overlay, predict_probabilities
 
 __all__ = [
+    "ProbabilityCollector",
+    "output_labels",
+    "output_probabilities",
+    "source_names",
+    "GradCAMWriter",
+    "SkinClassificationReport",
+    "gradcam_overlay",
+    "predict_probabilities",
     "ClassProbabilityWriter",
     "MPMClassificationReport",
     "train_fusion_autoencoder",
@@ -62,6 +83,15 @@ __all__ = [
     "SRComparisonWriter",
     "roi_patch_corners",
     "MetricsReport",
+    "AUGMENTATION_REGIMES",
+    "DEFAULT_CAE_EPOCHS",
+    "DEFAULT_WGAN_EPOCHS",
+    "GEOMETRIC_OPERATIONS",
+    "geometric_counterparts",
+    "sample_autoencoder",
+    "train_autoencoder",
+    "train_wgan",
+    "write_augmented_class_folders",
     "PrepareBatchTargetDict",
     "write_json_atomic",
 ]

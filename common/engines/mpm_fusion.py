@@ -17,6 +17,7 @@ import torch
 from ignite.engine import Events
 
 from ..metrics.binary_classification import binary_classification_summary
+from .classification_outputs import ProbabilityCollector, output_probabilities, source_names
 from .metrics_report import write_json_atomic
 
 __all__ = ["ClassProbabilityWriter", "MPMClassificationReport", "train_fusion_autoencoder"]
@@ -86,41 +87,7 @@ def train_fusion_autoencoder(
     return history
 
 
-def _names(batch: Any, count: int) -> list[str]:
-    """Source file names of a collated or decollated batch (``region_<k>`` when unknown)."""
-    if isinstance(batch, Mapping):
-        names = (getattr(batch.get("image"), "meta", {}) or {}).get("filename_or_obj")
-        names = [names] if isinstance(names, str) else names
-    else:
-        names = [(getattr(b.get("image"), "meta", {}) or {}).get("filename_or_obj") for b in batch]
-    if isinstance(names, (list, tuple)) and len(names) == count and all(isinstance(n, str) for n in names):
-        return [str(n) for n in names]
-    return [f"region_{k}" for k in range(count)]
-
-
-def _output_probabilities(output: Any) -> list[np.ndarray]:
-    items = output if isinstance(output, (list, tuple)) else [output]
-    probs = []
-    for item in items:
-        pred = item["pred"]
-        pred = torch.as_tensor(pred).detach().cpu().float()
-        probs.extend(pred.reshape(-1, pred.shape[-1]).numpy() if pred.ndim > 1 else [pred.numpy()])
-    return probs
-
-
-def _output_labels(output: Any) -> list[int]:
-    items = output if isinstance(output, (list, tuple)) else [output]
-    labels = []
-    for item in items:
-        label = torch.as_tensor(item["label"]).detach().cpu()
-        if label.ndim >= 1 and label.shape[-1] > 1:  # one-hot
-            labels.extend(label.reshape(-1, label.shape[-1]).argmax(-1).tolist())
-        else:
-            labels.extend(label.reshape(-1).long().tolist())
-    return labels
-
-
-class MPMClassificationReport:
+class MPMClassificationReport(ProbabilityCollector):
     """Evaluator handler writing ``metrics.json``: AUROC from probabilities, the trivial baseline (a constant 0.5
     for every region, scored by the same function), AUROC of hard labels (as the paper's code), accuracy, per-class
     precision / recall / F1, per-region probabilities.
@@ -134,26 +101,10 @@ class MPMClassificationReport:
     def __init__(
         self, output_dir: str | Path, class_names: Sequence[str] = ("FA", "FTC"), extra: Mapping | None = None
     ):
+        super().__init__()
         self.path = Path(output_dir) / "metrics.json"
         self.class_names = list(class_names)
         self.extra = dict(extra or {})
-        self.probs: list[np.ndarray] = []
-        self.labels: list[int] = []
-        self.cases: list[str] = []
-
-    def attach(self, engine: Any) -> None:
-        engine.add_event_handler(Events.EPOCH_STARTED, self._reset)
-        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
-        engine.add_event_handler(Events.EPOCH_COMPLETED, self)
-
-    def _reset(self, engine: Any = None) -> None:
-        self.probs, self.labels, self.cases = [], [], []
-
-    def _collect(self, engine: Any) -> None:
-        probs = _output_probabilities(engine.state.output)
-        self.probs.extend(probs)
-        self.labels.extend(_output_labels(engine.state.output))
-        self.cases.extend(_names(engine.state.batch, len(probs)))
 
     def __call__(self, engine: Any) -> None:
         probs = np.stack(self.probs)
@@ -196,8 +147,8 @@ class ClassProbabilityWriter:
         engine.add_event_handler(Events.ITERATION_COMPLETED, self)
 
     def __call__(self, engine: Any) -> None:
-        probs = _output_probabilities(engine.state.output)
-        names = _names(engine.state.batch, len(probs))
+        probs = output_probabilities(engine.state.output)
+        names = source_names(engine.state.batch, len(probs))
         self.output_dir.mkdir(parents=True, exist_ok=True)
         for name, p in zip(names, probs):
             source = Path(name)

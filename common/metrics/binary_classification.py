@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["aggregate_runs", "binary_auroc", "binary_classification_summary"]
+__all__ = ["aggregate_runs", "binary_auroc", "binary_classification_summary", "class_precision_recall_f1"]
 
 
 def binary_auroc(scores: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarray) -> float:
@@ -45,6 +45,16 @@ def binary_auroc(scores: Sequence[float] | np.ndarray, labels: Sequence[int] | n
     return float(u / (n_pos * n_neg))
 
 
+def class_precision_recall_f1(predicted: np.ndarray, labels: np.ndarray, c: int) -> tuple[float, float, float]:
+    """Precision, recall and F1 of class ``c`` (one-vs-rest) for predicted and true class indices; 0 when undefined."""
+    tp = int(((predicted == c) & (labels == c)).sum())
+    fp = int(((predicted == c) & (labels != c)).sum())
+    fn = int(((predicted != c) & (labels == c)).sum())
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    return precision, recall, 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+
+
 def binary_classification_summary(
     probabilities: np.ndarray | Sequence[Sequence[float]],
     labels: Sequence[int] | np.ndarray,
@@ -73,14 +83,8 @@ def binary_classification_summary(
         "accuracy": float((predicted == y).mean()) if len(y) else float("nan"),
     }
     for c, name in enumerate(class_names):
-        tp = int(((predicted == c) & (y == c)).sum())
-        fp = int(((predicted == c) & (y != c)).sum())
-        fn = int(((predicted != c) & (y == c)).sum())
-        precision = tp / (tp + fp) if tp + fp else 0.0
-        recall = tp / (tp + fn) if tp + fn else 0.0
-        result[f"precision_{name}"] = precision
-        result[f"recall_{name}"] = recall
-        result[f"f1_{name}"] = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        precision, recall, f1 = class_precision_recall_f1(predicted, y, c)
+        result.update({f"precision_{name}": precision, f"recall_{name}": recall, f"f1_{name}": f1})
     result["num_cases"] = float(len(y))
     return result
 

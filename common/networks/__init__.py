@@ -36,6 +36,7 @@ from .fusion_autoencoder import (
     efficientnet_classifier,
     fusion_latent_size,
 )
+from .generative import ConvAutoencoder, WGANCritic, WGANGenerator, check_power_of_two_size
 from .iste import (
     ISTE,
     ISTE_VARIANTS,
@@ -48,9 +49,14 @@ from .iste import (
 )
 from .rrdb import ResidualDenseBlock, ResidualInResidualDenseBlock, RRDBGenerator, upsampling_stages
 from .sfrseg import SFRSegNet
+from .skin_classifiers import SKIN_CLASSIFIERS, gradcam_target_layer, load_pretrained_weights, skin_classifier
 from .wavelet import IEWADWTDown, haar_dwt2d
 
 __all__ = [
+    "SKIN_CLASSIFIERS",
+    "gradcam_target_layer",
+    "load_pretrained_weights",
+    "skin_classifier",
     "DECODER_CHANNELS",
     "ENCODER_CHANNELS",
     "MODALITIES",
@@ -60,6 +66,10 @@ __all__ = [
     "MINI_EFFICIENTNET_BLOCKS",
     "efficientnet_classifier",
     "fusion_latent_size",
+    "ConvAutoencoder",
+    "WGANCritic",
+    "WGANGenerator",
+    "check_power_of_two_size",
     "AffineMatchingNet",
     "AttentionLayer",
     "CoarseBackbone",

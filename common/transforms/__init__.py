@@ -1,5 +1,19 @@
 """Transforms (array and dictionary versions) the papers add to MONAI's."""
 
+from .abcde import (
+    ABCDE_VARIANTS,
+    ConcealBorders,
+    ConcealBordersd,
+    DebaseABCDEd,
+    FixForegroundRatio,
+    FixForegroundRatiod,
+    MaskAsImage,
+    MaskAsImaged,
+    RemoveAsymmetry,
+    RemoveAsymmetryd,
+    ToGrayscale,
+    ToGrayscaled,
+)
 from .affine_histology import (
     AffineToOriginald,
     HistologyCanvasd,
@@ -22,6 +36,7 @@ from .arbitrary_scale import (
     degrade_to_size,
     gaussian_blur,
 )
+from .cropping import SquareCenterCrop, SquareCenterCropd
 from .degradation import BicubicDegrade, BicubicDegraded, crop_to_multiple
 from .distance_maps import (
     ABSENT_MODES,
@@ -34,6 +49,7 @@ from .distance_maps import (
     scale_to_255,
     signed_distance_map,
 )
+from .optional_loading import LoadImageIfPresentd
 from .points import PointAnnotationd, sample_point_annotations
 from .registration import (
     OASIS_FILE_STEMS,
@@ -49,6 +65,21 @@ from .registration import (
 from .slicing import SelectSlice, SelectSliced
 
 __all__ = [
+    "LoadImageIfPresentd",
+    "SquareCenterCrop",
+    "SquareCenterCropd",
+    "ABCDE_VARIANTS",
+    "ConcealBorders",
+    "ConcealBordersd",
+    "DebaseABCDEd",
+    "FixForegroundRatio",
+    "FixForegroundRatiod",
+    "MaskAsImage",
+    "MaskAsImaged",
+    "RemoveAsymmetry",
+    "RemoveAsymmetryd",
+    "ToGrayscale",
+    "ToGrayscaled",
     "AffineToOriginald",
     "HistologyCanvasd",
     "LoadLandmarksd",

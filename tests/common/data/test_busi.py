@@ -148,3 +148,11 @@ def test_class_weights_give_equal_influence():
     assert [w * c for w, c in zip(weights, counts)] == pytest.approx([10 / 3] * 3)
     with pytest.raises(DatasetError, match="no training images"):
         class_weights([{"label": 0}, {"label": 1}])
+
+
+def test_other_class_sets_get_their_own_layout_in_errors(tmp_path):
+    from common.data import busi_cases
+
+    with pytest.raises(DatasetLayoutError, match=r"herpes_zoster/<name>\.png") as info:
+        busi_cases(tmp_path / "missing", classes=("herpes_zoster", "non_viral"), ignore_dirs=())
+    assert "malignant" not in str(info.value)

@@ -36,3 +36,12 @@ def test_aggregate_all_and_best_k():
     assert best["auroc"]["mean"] == pytest.approx(0.65) and best["auroc"]["n"] == 2
     with pytest.raises(ValueError):
         aggregate_runs([])
+
+
+def test_class_precision_recall_f1_by_hand():
+    from common.metrics import class_precision_recall_f1
+
+    predicted = np.array([0, 0, 1, 1, 2])
+    labels = np.array([0, 1, 1, 1, 0])
+    assert class_precision_recall_f1(predicted, labels, 1) == pytest.approx((1.0, 2 / 3, 0.8))
+    assert class_precision_recall_f1(predicted, labels, 2) == (0.0, 0.0, 0.0)

@@ -1,0 +1,245 @@
+"""Tests of common.engines.augmentation: geometric counterparts, WGAN/CAE training and sampling, class folders."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from common.data import ImageFileError
+from common.engines import (
+    AUGMENTATION_REGIMES,
+    DEFAULT_CAE_EPOCHS,
+    DEFAULT_WGAN_EPOCHS,
+    GEOMETRIC_OPERATIONS,
+    geometric_counterparts,
+    sample_autoencoder,
+    train_autoencoder,
+    train_wgan,
+    write_augmented_class_folders,
+)
+from common.engines import augmentation as augmentation_module
+
+
+def _squares(n: int, size: int, bright: bool, seed: int = 0) -> torch.Tensor:
+    """Toy class: bright squares on a dark background (or the reverse), ``(n, 3, size, size)`` in [0, 1]."""
+    rng = torch.Generator().manual_seed(seed)
+    x = torch.full((n, 3, size, size), 0.15 if bright else 0.85)
+    for i in range(n):
+        side = int(torch.randint(size // 4, size // 2, (1,), generator=rng))
+        r, c = torch.randint(0, size - side, (2,), generator=rng).tolist()
+        x[i, :, r : r + side, c : c + side] = 0.95 if bright else 0.05
+    return x
+
+
+# ------------------------------------------------------------------------------------------- geometric
+
+
+def test_six_distinct_geometric_counterparts():
+    image = np.random.default_rng(0).integers(0, 255, (8, 8, 3), dtype=np.uint8)  # asymmetric
+    out = geometric_counterparts(image)
+    assert len(out) == len(GEOMETRIC_OPERATIONS) == 6
+    flat = {a.tobytes() for a in out} | {image.tobytes()}
+    assert len(flat) == 7  # six distinct and none is the original
+    hflip, vflip, r90, r180, r270, transpose = out
+    assert np.array_equal(hflip, image[:, ::-1]) and np.array_equal(vflip, image[::-1])
+    assert np.array_equal(r180, image[::-1, ::-1]) and np.array_equal(transpose, image.transpose(1, 0, 2))
+    assert np.array_equal(np.rot90(r90, -1), image) and np.array_equal(np.rot90(r270, 1), image)
+    # all are pixel permutations: same histogram
+    assert all(np.array_equal(np.sort(a, axis=None), np.sort(image, axis=None)) for a in out)
+    # channel-first tensors with spatial axes (-2, -1) give the same images
+    tensor_out = geometric_counterparts(torch.from_numpy(image).permute(2, 0, 1), spatial_axes=(-2, -1))
+    assert all(np.array_equal(t.permute(1, 2, 0).numpy(), a) for t, a in zip(tensor_out, out))
+    assert geometric_counterparts(np.zeros((4, 6)))[2].shape == (6, 4)
+    with pytest.raises(ValueError, match="spatial_axes"):
+        geometric_counterparts(image, spatial_axes=(0, 0))
+
+
+# ------------------------------------------------------------------------------------------- WGAN
+
+
+def test_wgan_moves_samples_toward_each_class_and_critic_improves():
+    results = {}
+    for bright in (True, False):
+        data = _squares(24, 32, bright)
+        history: list = []
+        generator = train_wgan(data, latent_dim=32, width=16, epochs=30, batch_size=8, learning_rate=1e-3,
+                               seed=1, history=history)  # fmt: skip
+        untrained = train_wgan(data, latent_dim=32, width=16, epochs=0, seed=1)
+        assert len(history) == 30 and np.isfinite(history[-1]["generator_loss"])
+        # the critic learns to tell real from generated: its loss falls and its Wasserstein estimate grows
+        assert np.mean([h["critic_loss"] for h in history[-5:]]) < history[0]["critic_loss"] - 1.0
+        assert history[-1]["wasserstein"] > history[0]["wasserstein"]
+        sample = generator.sample(64, seed=0)
+        assert sample.shape == (64, 3, 32, 32) and not generator.training
+        target = data.mean().item()
+        assert abs(sample.mean().item() - target) < abs(untrained.sample(64, seed=0).mean().item() - target) - 0.1
+        results[bright] = sample.mean().item()
+    assert results[True] < 0.4 < 0.55 < results[False]  # bright squares on dark ground vs the reverse
+
+
+def test_wgan_is_seeded_and_supports_weight_clipping(caplog):
+    data = _squares(8, 32, True)
+    kwargs = dict(latent_dim=8, width=4, epochs=3, batch_size=4, n_critic=2)
+    a = train_wgan(data, seed=5, **kwargs).sample(4, seed=0)
+    assert torch.equal(a, train_wgan(data, seed=5, **kwargs).sample(4, seed=0))
+    assert not torch.equal(a, train_wgan(data, seed=6, **kwargs).sample(4, seed=0))
+    clipped: list = []
+    penalised: list = []
+    train_wgan(data, seed=5, clip_value=0.01, history=clipped, **kwargs)
+    train_wgan(data, seed=5, history=penalised, **kwargs)
+    # clipped weights keep the critic's scores (and its distance estimate) tiny compared with WGAN-GP
+    assert abs(clipped[-1]["wasserstein"]) < 0.1 * abs(penalised[-1]["wasserstein"])
+    with caplog.at_level(logging.INFO, logger="common.engines.augmentation"):
+        train_wgan(data, seed=5, progress=True, log_every=1, **kwargs)
+        train_autoencoder(data, width=4, depth=2, epochs=2, progress=True, log_every=1)
+    assert sum("WGAN epoch" in r.message for r in caplog.records) == 3
+    assert sum("CAE epoch" in r.message for r in caplog.records) == 2
+    with pytest.raises(ValueError, match="clip_value"):
+        train_wgan(data, clip_value=-1.0, **kwargs)
+    with pytest.raises(ValueError, match="optimizer"):
+        train_wgan(data, optimizer="sgd", **kwargs)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        train_wgan(data * 2, **kwargs)
+    with pytest.raises(ValueError, match="square"):
+        train_wgan(torch.rand(2, 3, 32, 64), **kwargs)
+
+
+# ------------------------------------------------------------------------------------------- CAE
+
+
+def test_autoencoder_training_reduces_error_and_samples_follow_the_class():
+    dark, bright = _squares(16, 32, True), _squares(16, 32, False)
+    history: list = []
+    cae = train_autoencoder(dark, width=8, latent_channels=4, depth=2, epochs=40, learning_rate=3e-3, seed=0,
+                            history=history)  # fmt: skip
+    assert history[-1]["loss"] < 0.3 * history[0]["loss"]
+    # better than half the error of predicting the class's mean image: it reconstructs the individual squares
+    assert history[-1]["loss"] < 0.5 * ((dark - dark.mean(0)) ** 2).mean()
+    assert not cae.training
+    samples = sample_autoencoder(cae, dark, 20, seed=1)
+    assert samples.shape == (20, 3, 32, 32) and samples.min() >= 0 and samples.max() <= 1
+    assert abs(samples.mean() - dark.mean()) < 0.1
+    assert torch.equal(samples, sample_autoencoder(cae, dark, 20, seed=1))
+    assert not torch.equal(samples, sample_autoencoder(cae, dark, 20, seed=2))
+    # new images, not copies of the training images
+    distances = torch.cdist(samples.flatten(1), dark.flatten(1)).min(dim=1).values
+    assert (distances > 1.0).all()
+    cae_bright = train_autoencoder(bright, width=8, latent_channels=4, depth=2, epochs=25, learning_rate=3e-3)
+    assert sample_autoencoder(cae_bright, bright, 20).mean() > samples.mean() + 0.3
+    assert sample_autoencoder(cae, dark, 0).shape == (0, 3, 32, 32)
+
+
+# ------------------------------------------------------------------------------------------- class folders
+
+
+def _write_dataset(root, per_class=3, size=40):
+    """Two classes of RGB PNGs (non-square originals are resized by the writer)."""
+    datalist = []
+    for label, bright in enumerate((True, False)):
+        images = _squares(per_class, size, bright, seed=label)
+        for i, image in enumerate(images):
+            path = root / f"c{label}_{i}.png"
+            array = (image.permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+            array[0, 0] = (255, 0, 0)  # asymmetric corner: every geometric counterpart differs
+            Image.fromarray(array).save(path)
+            datalist.append({"image": str(path), "label": label})
+    return datalist
+
+
+FAST = {"wgan_options": {"width": 4, "latent_dim": 8, "batch_size": 4}, "cae_options": {"width": 4, "depth": 2}}
+
+
+@pytest.mark.parametrize(
+    ("regime", "expected"),
+    [("none", {"original": 3}), ("geometric", {"original": 3, "geometric": 18}),
+     ("wgan", {"original": 3, "wgan": 5}), ("cae", {"original": 3, "cae": 5})],
+)  # fmt: skip
+def test_class_folders_have_the_expected_counts(tmp_path, regime, expected):
+    datalist = _write_dataset(tmp_path)
+    out = tmp_path / "out"
+    items = write_augmented_class_folders(datalist, ["dark", "bright"], out, regime, per_class=5, image_size=32,
+                                          epochs=2, seed=0, progress=False, **FAST)  # fmt: skip
+    assert regime in AUGMENTATION_REGIMES
+    for label, name in enumerate(["dark", "bright"]):
+        mine = [it for it in items if it["label"] == label]
+        counts = {s: sum(it["source"] == s for it in mine) for s in {it["source"] for it in mine}}
+        assert counts == expected
+        files = sorted((out / name).glob("*.png"))
+        assert len(files) == sum(expected.values()) == len(mine)
+        assert all(it["image"].startswith(str(out / name)) for it in mine)
+    with Image.open(items[0]["image"]) as img:
+        assert img.size == (32, 32) and img.mode == "RGB"
+    if regime == "geometric":
+        arrays = [np.asarray(Image.open(it["image"])).tobytes() for it in items if it["label"] == 0]
+        assert len(set(arrays)) == len(arrays)
+
+
+def test_class_folders_are_deterministic_and_reused(tmp_path, monkeypatch):
+    datalist = _write_dataset(tmp_path)
+    kwargs = dict(regime="wgan", per_class=4, image_size=32, epochs=2, seed=3, progress=False, **FAST)
+    first = write_augmented_class_folders(datalist, ["a", "b"], tmp_path / "one", **kwargs)
+    second = write_augmented_class_folders(datalist, ["a", "b"], tmp_path / "two", **kwargs)
+    for x, y in zip(first, second):
+        assert open(x["image"], "rb").read() == open(y["image"], "rb").read()
+    manifest = json.loads((tmp_path / "one" / "augmentation_manifest.json").read_text())
+    assert manifest["regime"] == "wgan" and manifest["per_class"] == 4 and len(manifest["sources"]) == 6
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a matching folder must be re-used without retraining")
+
+    monkeypatch.setattr(augmentation_module, "train_wgan", no_training)
+    assert write_augmented_class_folders(datalist, ["a", "b"], tmp_path / "one", **kwargs) == first
+    # a different request replaces the folder (here: the seed changes -> retraining is attempted)
+    with pytest.raises(AssertionError, match="re-used"):
+        write_augmented_class_folders(datalist, ["a", "b"], tmp_path / "one", **{**kwargs, "seed": 4})
+    assert write_augmented_class_folders(datalist, ["a", "b"], tmp_path / "one", **kwargs) == first  # untouched
+    # a changed source file invalidates the manifest too
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(datalist[0]["image"])
+    with pytest.raises(AssertionError, match="re-used"):
+        write_augmented_class_folders(datalist, ["a", "b"], tmp_path / "one", **kwargs)
+
+
+def test_class_folders_leave_nothing_on_error(tmp_path, monkeypatch):
+    datalist = _write_dataset(tmp_path)
+    out = tmp_path / "out"
+    names = ["a", "b"]
+    with pytest.raises(ValueError, match="unknown augmentation regime"):
+        write_augmented_class_folders(datalist, names, out, "mixup")
+    with pytest.raises(ValueError, match="per_class"):
+        write_augmented_class_folders(datalist, names, out, "wgan", per_class=-1)
+    with pytest.raises(ValueError, match="label"):
+        write_augmented_class_folders([{"image": datalist[0]["image"], "label": 2}], names, out)
+    with pytest.raises(ValueError, match="power of two"):
+        write_augmented_class_folders(datalist, names, out, "cae", image_size=48)
+    with pytest.raises(ValueError, match="no training images|needs training images"):
+        write_augmented_class_folders(datalist[:3], names, out, "cae", per_class=2, image_size=32)
+    # a truncated file: named in the error, nothing written
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(open(datalist[0]["image"], "rb").read()[:40])
+    with pytest.raises(ImageFileError, match="broken.png"):
+        write_augmented_class_folders(datalist + [{"image": str(broken), "label": 0}], names, out, "geometric")
+    assert not out.exists()
+
+    # a failure during generator training leaves neither the folder nor a temporary folder
+    def failing(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(augmentation_module, "train_autoencoder", failing)
+    with pytest.raises(RuntimeError, match="boom"):
+        write_augmented_class_folders(datalist, names, out, "cae", per_class=2, image_size=32, progress=False)
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
+    # a foreign non-empty folder is never replaced
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="manifest"):
+        write_augmented_class_folders(datalist, names, out, "none")
+    assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_default_budgets_are_exposed():
+    assert DEFAULT_WGAN_EPOCHS > 0 and DEFAULT_CAE_EPOCHS > 0
