@@ -120,10 +120,10 @@ class SkinClassificationReport(ProbabilityCollector):
     def __call__(self, engine: Any) -> None:
         probs = np.stack(self.probs)
         labels = np.asarray(self.labels)
-        metrics = multiclass_summary(probs, labels, self.class_names)
+        # the detector's metrics first: summaries (make demo) show the leading keys
+        metrics = self.melanoma_metrics(probs, labels) if self.positive_class is not None else {}
+        metrics.update(multiclass_summary(probs, labels, self.class_names))
         metrics["trivial_accuracy"] = float(np.bincount(labels).max() / len(labels))
-        if self.positive_class is not None:
-            metrics.update(self.melanoma_metrics(probs, labels))
         cases = {
             Path(name).name: {
                 "label": self.class_names[int(y)],
