@@ -13,7 +13,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_SUBPACKAGES = ("config", "data", "engines", "losses", "metrics", "networks", "transforms", "workflows")
+_SUBPACKAGES = ("config", "data", "distributed", "engines", "losses", "metrics", "networks", "transforms", "workflows")
 
 
 def __getattr__(name: str) -> Any:

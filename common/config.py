@@ -52,7 +52,10 @@ def require_checkpoint(path: str | os.PathLike) -> str:
 
     Raises:
         FileNotFoundError: naming the missing checkpoint and the training command.
+        ValueError: naming the checkpoint when it is empty or cannot be read.
     """
+    from .engines.training import load_checkpoint
+
     path = Path(path)
     if not path.is_file():
         bundle = path.parent.parent
@@ -60,6 +63,7 @@ def require_checkpoint(path: str | os.PathLike) -> str:
             f"{path}: no trained checkpoint; train first with "
             f"`python -m monai.bundle run --config_file {bundle}/configs/train.yaml` (or pass --ckpt_path)"
         )
+    load_checkpoint(path)  # an empty or truncated file stops here, named, not as a bare EOFError later
     return str(path)
 
 

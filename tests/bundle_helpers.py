@@ -17,6 +17,41 @@ SCHEMA = ROOT / "schemas" / "meta_schema_20240725.json"
 BUNDLES = [b for b in discover_bundles(ROOT) if b.name in os.environ.get("TEST_BUNDLES", b.name).split(",")]
 BUNDLE_IDS = [b.name for b in BUNDLES]
 
+#: per bundle, a non-default value for each variant switch it has: the training-contract tests train this variant
+#: and check that evaluate and inference build it without being told (tests/test_training_contract.py)
+ALTERNATIVE_VARIANTS: dict[str, dict] = {
+    "brain_mri_fno_registration": {},
+    "breast_ultrasound_ood_classification": {},
+    "histology_affine_registration": {},
+    "microscopy_super_resolution": {},
+    "pathology_arbitrary_scale_super_resolution": {},
+    "point_supervised_boundary_loss_segmentation": {},
+    "skin_lesion_classification": {},
+    "synovial_ultrasound_segmentation": {"pooling": "max"},
+    "thyroid_mpm_fusion_classification": {},
+}
+#: per bundle, overrides that keep a smoke training (2-process run, resume) to a few iterations
+SMOKE_OVERRIDES: dict[str, dict] = {
+    "brain_mri_fno_registration": {},
+    "breast_ultrasound_ood_classification": {},
+    "histology_affine_registration": {},
+    "microscopy_super_resolution": {},
+    "pathology_arbitrary_scale_super_resolution": {},
+    "point_supervised_boundary_loss_segmentation": {},
+    "skin_lesion_classification": {},
+    "synovial_ultrasound_segmentation": {},
+    "thyroid_mpm_fusion_classification": {},
+}
+
+
+def override_args(overrides: dict) -> list[str]:
+    """``{"max_epochs": 1, "pooling": "max"}`` -> ``["--max_epochs", "1", "--pooling", "max"]`` for the MONAI CLI."""
+    args = []
+    for key, value in overrides.items():
+        args += [f"--{key}", json.dumps(value) if isinstance(value, list | dict) else str(value)]
+    return args
+
+
 #: outputs a workflow may create under its bundle root; a run stopped by bad input must create none of them
 OUTPUT_DIRS = ("models", "runs", "eval", "outputs")
 

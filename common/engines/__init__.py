@@ -42,9 +42,33 @@ from .ood_evaluation import (
 from .prepare_batch import PrepareBatchTargetDict
 from .registration import PairTimer, PrepareRegistrationBatch
 from .rvtt import RVTTTrainer, SRComparisonWriter, roi_patch_corners
+from .tensorboard import TensorBoardStatsHandler
+from .training import (
+    PLAN_FILENAME,
+    STATE_FILENAME,
+    TrainingCheckpoints,
+    check_trained_variant,
+    data_fingerprint,
+    load_checkpoint,
+    network_arguments,
+    read_training_plan,
+    save_torch_atomic,
+    trained_switch,
+)
 from .skin_classification import GradCAMWriter, SkinClassificationReport, gradcam_overlay, predict_probabilities
 
 __all__ = [
+    "TensorBoardStatsHandler",
+    "PLAN_FILENAME",
+    "STATE_FILENAME",
+    "TrainingCheckpoints",
+    "check_trained_variant",
+    "data_fingerprint",
+    "load_checkpoint",
+    "network_arguments",
+    "read_training_plan",
+    "save_torch_atomic",
+    "trained_switch",
     "ProbabilityCollector",
     "output_labels",
     "output_probabilities",

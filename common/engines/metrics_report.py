@@ -27,6 +27,7 @@ def write_json_atomic(path: str | Path, payload: Any) -> Path:
         with os.fdopen(fd, "w") as f:
             json.dump(payload, f, indent=2, allow_nan=False, default=str)
             f.write("\n")
+        os.chmod(tmp, 0o644)  # mkstemp makes files private; reports are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
