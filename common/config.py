@@ -23,16 +23,46 @@ def repository_root() -> Path:
     return Path(__file__).resolve().parents[1]
 
 
+def _config_files_from_command_line(argv: list[str]) -> list[Path]:
+    """The ``--config_file`` of a ``python -m monai.bundle run`` command line (one path, or a list literal)."""
+    import ast
+
+    values = []
+    for i, arg in enumerate(argv):
+        if arg == "--config_file" and i + 1 < len(argv):
+            values.append(argv[i + 1])
+        elif arg.startswith("--config_file="):
+            values.append(arg.split("=", 1)[1])
+    files = []
+    for value in values:
+        try:
+            parsed = ast.literal_eval(value) if value.lstrip().startswith(("[", "(")) else value
+        except (SyntaxError, ValueError):
+            parsed = value
+        files += [Path(v) for v in (parsed if isinstance(parsed, list | tuple) else [parsed])]
+    return files
+
+
 def bundle_root(name: str) -> str:
     """Return the folder of bundle ``name`` as a string usable in config expressions.
 
-    Looks, in order, at ``$MONAI_BUNDLES_ROOT/<name>``, ``./bundles/<name>``, ``./<name>``, the current folder
-    when it is the bundle itself, and ``<repository>/bundles/<name>``.
+    A bundle is where its config is: when the command line names a ``--config_file`` inside
+    ``<folder>/configs/`` with a ``metadata.json`` beside it, ``<folder>`` is the bundle root, whatever it is called
+    and wherever it was copied (model-zoo bundles are relocatable). Otherwise (in-process runs) it looks, in order,
+    at ``$MONAI_BUNDLES_ROOT/<name>``, ``./bundles/<name>``, ``./<name>``, the current folder when it is the bundle
+    itself, and ``<repository>/bundles/<name>``. ``--bundle_root`` and MONAI Label's override replace this
+    expression, so they always win.
 
     Raises:
         FileNotFoundError: when none of those holds ``configs/metadata.json``; the message says how to pass
             ``--bundle_root`` explicitly.
     """
+    import sys
+
+    for config_file in _config_files_from_command_line(sys.argv):
+        folder = config_file.resolve().parent
+        if folder.name == "configs" and (folder / "metadata.json").is_file():
+            return str(folder.parent)
     cwd = Path.cwd()
     candidates = []
     if os.environ.get("MONAI_BUNDLES_ROOT"):

@@ -65,9 +65,11 @@ def test_network_spec_and_variant_are_shared_by_the_workflows(bundle: Path):
         assert isinstance(spec, functools.partial), f"{wf}.yaml: network_spec needs `_mode_: callable`"
         assert parser.get("network_def") == "$@network_spec()", f"{wf}.yaml: network_def must be $@network_spec()"
         assert isinstance(parser.get("recorded_switches"), dict), f"{wf}.yaml lacks the `recorded_switches` dict"
-    assert parsers["train"].get("network_spec") == parsers["inference"].get("network_spec") == parsers[
-        "evaluate"
-    ].get("network_spec"), "network_spec differs between train, evaluate and inference"
+    assert (
+        parsers["train"].get("network_spec")
+        == parsers["inference"].get("network_spec")
+        == parsers["evaluate"].get("network_spec")
+    ), "network_spec differs between train, evaluate and inference"
     switches = set(parsers["train"].get("recorded_switches"))
     for wf in ("evaluate", "inference"):
         parser = parsers[wf]

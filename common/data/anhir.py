@@ -94,43 +94,114 @@ def anhir_datalist(
 ) -> list[dict[str, str]]:  # fmt: skip
     """Pairs of the ANHIR dataset CSV, optionally filtered by ``status``.
 
+    Columns are read by name, so ANHIR's leading unnamed index column (written by pandas) is optional: a CSV without
+    it gives the same pairs. Every row must hold as many values as the header has columns; a row that does not (a
+    header that lost its empty index cell while the rows kept their index, say) would shift every value into the
+    wrong column, and is rejected.
+
     Args:
         dataset_dir: dataset folder holding ``csv_name``.
         status: keep rows whose status is this (or one of these); ``None`` keeps all.
         csv_name: the dataset CSV.
-        require_landmarks: drop pairs whose target landmark file is not available (evaluation).
+        require_landmarks: every kept pair is to be scored, so both its landmark files must exist (evaluation,
+            validation).
 
     Raises:
-        DatasetLayoutError: the CSV is missing, lacks columns, or no pair is left.
+        DatasetLayoutError: naming the CSV when it is missing or empty, lacks a needed column (``Source image`` and
+            ``Target image``; ``status`` when filtering by status; both landmark columns with
+            ``require_landmarks``), has a row of another length than its header, or leaves no pair. When no pair of
+            the wanted status is left, the message lists the statuses the CSV has and, with ``require_landmarks``,
+            the ``--status`` to pass for pairs that can be scored.
+        ImageFileError: with ``require_landmarks``, naming a kept pair's landmark file that does not exist (or the
+            CSV and line of an empty landmark cell) while other pairs of that status have theirs: a listed pair that
+            cannot be scored is an error, not a smaller evaluation.
     """
     root = Path(dataset_dir)
     table = root / csv_name
     if not table.is_file():
         raise DatasetLayoutError(table, "the ANHIR dataset CSV is missing", ANHIR_LAYOUT)
     with table.open(newline="") as f:
-        rows = list(csv.DictReader(f))
-    header = [h.strip() for h in (rows[0].keys() if rows else [])]
-    missing = [c for c in _COLUMNS[::2] if c not in header]
-    if missing:
-        raise DatasetLayoutError(table, f"lacks column(s) {missing}", ANHIR_LAYOUT)
+        rows = list(csv.reader(f))
+    if not rows or not any(cell.strip() for cell in rows[0]):
+        raise DatasetLayoutError(table, "the ANHIR dataset CSV is empty (no header row)", ANHIR_LAYOUT)
+    header = [h.strip() for h in rows[0]]
     wanted = None if status is None else ({status} if isinstance(status, str) else set(status))
-    items = []
-    for row in rows:
-        row = {k.strip(): (v or "").strip() for k, v in row.items() if k is not None}
-        if wanted is not None and row.get("status", "") not in wanted:
+    needed = ["Source image", "Target image"] + (["status"] if wanted is not None else [])
+    if require_landmarks:
+        needed += ["Source landmarks", "Target landmarks"]
+    missing = [c for c in _COLUMNS + ("status",) if c in needed and c not in header]
+    if missing:
+        why = " (needed to score the pairs)" if require_landmarks and set(missing) & set(_COLUMNS[1::2]) else ""
+        raise DatasetLayoutError(table, f"lacks column(s) {missing}{why}; header {header}", ANHIR_LAYOUT)
+
+    statuses: dict[str, int] = {}  # every status in the CSV -> number of pairs
+    scorable: dict[str, int] = {}  # status -> number of pairs with both landmark files
+    kept: list[tuple[int, dict[str, str], list[tuple[str, Path | None]]]] = []
+    for line, cells in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in cells):
             continue
+        if len(cells) != len(header):
+            raise DatasetLayoutError(
+                table,
+                f"line {line} has {len(cells)} values for the {len(header)} columns of the header {header} (a "
+                "leading index column without its empty header cell, or the reverse?); every value would be read "
+                "in the wrong column",
+                ANHIR_LAYOUT,
+            )
+        row = {k: v.strip() for k, v in zip(header, cells, strict=True)}
+        row_status = row.get("status", "")
         item = {"image": str(root / row["Source image"]), "fixed": str(root / row["Target image"]),
-                "status": row.get("status", "")}  # fmt: skip
+                "status": row_status}  # fmt: skip
+        unavailable = []
         for column, key in (("Source landmarks", "moving_landmarks"), ("Target landmarks", "fixed_landmarks")):
             value = row.get(column, "")
             if value and (root / value).is_file():
                 item[key] = str(root / value)
-        if require_landmarks and not ("moving_landmarks" in item and "fixed_landmarks" in item):
-            continue
-        items.append(item)
-    if not items:
-        raise DatasetLayoutError(table, f"no image pair with status {sorted(wanted or [])} is listed", ANHIR_LAYOUT)
-    return items
+            else:
+                unavailable.append((column, root / value if value else None))
+        statuses[row_status] = statuses.get(row_status, 0) + 1
+        if not unavailable:
+            scorable[row_status] = scorable.get(row_status, 0) + 1
+        if wanted is None or row_status in wanted:
+            kept.append((line, item, unavailable))
+
+    wanted_text = sorted(wanted or [])
+    alternatives = sorted(s for s in scorable if wanted is not None and s not in wanted)
+    advice = (
+        f"; pairs with both landmark files have status {alternatives}: pass `--status {alternatives[0]}` to score those"
+        if alternatives
+        else ""
+    )
+    if not kept:
+        listed = ", ".join(f"{s or '(empty)'}: {n}" for s, n in sorted(statuses.items())) or "none"
+        raise DatasetLayoutError(
+            table,
+            f"no image pair with status {wanted_text} is listed (pairs per status: {listed})"
+            + (advice if require_landmarks else ""),
+            ANHIR_LAYOUT,
+        )
+    if not require_landmarks:
+        return [item for _, item, _ in kept]
+
+    unscorable = [(line, unavailable) for line, _, unavailable in kept if unavailable]
+    if unscorable:
+        line, unavailable = unscorable[0]
+        column, path = unavailable[0]
+        where = f"listed in {table} (line {line}, column '{column}')"
+        count = f"{len(unscorable)} of the {len(kept)} pair(s) with status {wanted_text} lack a landmark file"
+        if len(unscorable) == len(kept):
+            problem = f"none of the {len(kept)} pair(s) with status {wanted_text} can be scored: no pair has both landmark files{advice}"
+            first = f"first: line {line}, column '{column}' " + (f"{path} does not exist" if path else "is empty")
+            raise DatasetLayoutError(table, f"{problem} ({first})", ANHIR_LAYOUT)
+        if path is None:
+            raise DatasetLayoutError(
+                table, f"line {line}: the '{column}' cell is empty, so its pair cannot be scored ({count})"
+            )
+        raise ImageFileError(
+            path,
+            f"landmark file {where} does not exist, so its pair cannot be scored ({count}); restore the file or remove the row",
+        )
+    return [item for _, item, _ in kept]
 
 
 def _frames(path: Path) -> int:

@@ -8,16 +8,22 @@ Tom et al. train a super-resolution generator G with two relativistic visual Tur
 4. G on ``J_recon`` plus the adversarial losses of T1 and T2; the testers keep learning on every mini-batch
    ("updating Stages 1-4 per mini-batch"), as in any adversarial training.
 
-:class:`RVTTTrainer` is a ``SupervisedTrainer`` (so MONAI's handlers, ``ValidationHandler``, ``CheckpointSaver`` and
+:class:`RVTTTrainer` is a ``SupervisedTrainer`` (so MONAI's handlers, ``ValidationHandler``, ``TrainingCheckpoints`` and
 ``LrScheduleHandler`` for G work unchanged) whose iteration depends on the stage of the current epoch: stages 1-3 last
 ``stage_epochs`` epochs and stage 4 takes the rest of ``max_epochs``. A shorter ``max_epochs`` cuts the schedule
 (e.g. only stage 1).
+
+In multi-process training G, T1 and T2 may each be wrapped in ``DistributedDataParallel``
+(:func:`common.distributed.wrap`). Every update then goes through the wrapper, so its gradients are averaged over the
+ranks; G's stage-4 step scores SR with the unwrapped testers, frozen (``requires_grad`` off during that forward, as
+ESRGAN does), so it computes, accumulates and all-reduces no tester gradient.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +34,7 @@ from monai.utils import min_version, optional_import
 from torch import nn
 from torch.optim import Optimizer
 
+from common.distributed import unwrap
 from common.metrics.super_resolution import upsample, write_sr_comparison
 
 Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
@@ -66,6 +73,20 @@ def roi_patch_corners(roi: torch.Tensor | None, batch: int, size: tuple[int, int
     return corners
 
 
+@contextlib.contextmanager
+def _frozen(*modules: nn.Module) -> Iterator[None]:
+    """Turn ``requires_grad`` off for the parameters of ``modules`` and restore each flag afterwards."""
+    params = [p for m in modules for p in m.parameters()]
+    flags = [p.requires_grad for p in params]
+    try:
+        for p in params:
+            p.requires_grad_(False)
+        yield
+    finally:
+        for p, flag in zip(params, flags, strict=True):
+            p.requires_grad_(flag)
+
+
 def _crop(images: torch.Tensor, corners: Sequence[tuple[int, int]], patch: int) -> torch.Tensor:
     return torch.stack([images[b, :, y : y + patch, x : x + patch] for b, (y, x) in enumerate(corners)])
 
@@ -82,8 +103,8 @@ class RVTTTrainer(SupervisedTrainer):
         network: the generator G.
         optimizer: G's optimizer.
         loss_function: ``J_recon(sr, hr)`` (e.g. :class:`common.losses.ReconstructionLoss`).
-        t1: whole-image critic.
-        t2: ROI-patch critic.
+        t1: whole-image critic (may be DDP-wrapped).
+        t2: ROI-patch critic (may be DDP-wrapped).
         t1_optimizer: T1's optimizer.
         t2_optimizer: T2's optimizer.
         adversarial_loss: relativistic pair loss ``loss(c_real, c_fake)`` (default
@@ -197,8 +218,12 @@ class RVTTTrainer(SupervisedTrainer):
             hr_patch, sr_patch = self._patches(hr, sr, roi)
             self.t1.train()
             self.t2.train()
-            adv_t1 = self.adversarial_loss(self.t1(sr), self.t1(hr).detach())
-            adv_t2 = self.adversarial_loss(self.t2(sr_patch), self.t2(hr_patch).detach())
+            # G's adversarial terms: gradients flow through the frozen testers to SR only, and the unwrapped
+            # testers keep DDP's reducers out of G's backward (the testers' own updates below go through DDP)
+            t1, t2 = unwrap(self.t1), unwrap(self.t2)
+            with _frozen(t1, t2):
+                adv_t1 = self.adversarial_loss(t1(sr), t1(hr).detach())
+                adv_t2 = self.adversarial_loss(t2(sr_patch), t2(hr_patch).detach())
             loss = loss + self.adversarial_weights[0] * adv_t1 + self.adversarial_weights[1] * adv_t2
         loss.backward()
         engine.optimizer.step()

@@ -88,7 +88,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", weights_
     try:
         return torch.load(path, map_location=map_location, weights_only=weights_only)
     except Exception as exc:  # torch raises EOFError, RuntimeError, UnpicklingError... for damaged files
-        raise ValueError(f"{path}: cannot read the checkpoint ({type(exc).__name__}: {exc}); retrain or restore it") from exc
+        raise ValueError(
+            f"{path}: cannot read the checkpoint ({type(exc).__name__}: {exc}); retrain or restore it"
+        ) from exc
 
 
 def network_arguments(spec: Any) -> dict[str, Any]:
@@ -97,7 +99,8 @@ def network_arguments(spec: Any) -> dict[str, Any]:
     if not isinstance(spec, functools.partial):
         raise TypeError(f"network_spec must be a config component with `_mode_: callable`, got {type(spec).__name__}")
     target = f"{spec.func.__module__}.{spec.func.__qualname__}"
-    return {"_target_": target, **json.loads(json.dumps(dict(spec.keywords), default=str))}
+    positional = {"_args_": list(spec.args)} if spec.args else {}
+    return _jsonable({"_target_": target, **positional, **dict(spec.keywords)})
 
 
 def data_fingerprint(items: Sequence[Any]) -> dict[str, Any]:
@@ -121,7 +124,9 @@ def read_training_plan(ckpt_dir: str | os.PathLike) -> dict[str, Any] | None:
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not a valid training plan ({exc}); retrain, or delete it to use the defaults") from exc
+        raise ValueError(
+            f"{path}: not a valid training plan ({exc}); retrain, or delete it to use the defaults"
+        ) from exc
 
 
 def trained_switch(ckpt_dir: str | os.PathLike, name: str, default: Any) -> Any:

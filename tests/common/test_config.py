@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from common.config import bundle_root, choose, repository_root, require_checkpoint
 
@@ -31,7 +32,13 @@ def test_bundle_root_unknown_name_says_what_to_do():
 def test_require_checkpoint(tmp_path: Path):
     with pytest.raises(FileNotFoundError, match="train first"):
         require_checkpoint(tmp_path / "models" / "model.pt")
+    (tmp_path / "model.pt").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"model\.pt: the checkpoint is empty"):
+        require_checkpoint(tmp_path / "model.pt")
     (tmp_path / "model.pt").write_bytes(b"x")
+    with pytest.raises(ValueError, match=r"model\.pt: cannot read the checkpoint"):
+        require_checkpoint(tmp_path / "model.pt")
+    torch.save({"w": torch.zeros(1)}, tmp_path / "model.pt")
     assert require_checkpoint(tmp_path / "model.pt") == str(tmp_path / "model.pt")
 
 
@@ -39,3 +46,17 @@ def test_choose_lists_allowed_values():
     assert choose({"a": 1, "b": 2}, "b", "arch") == 2
     with pytest.raises(ValueError, match=r"arch must be one of \['a', 'b'\], got 'c'"):
         choose({"a": 1, "b": 2}, "c", "arch")
+
+
+def test_bundle_root_is_the_folder_of_the_config_on_the_command_line(monkeypatch, tmp_path: Path):
+    copy = tmp_path / "elsewhere" / "my_copy"
+    (copy / "configs").mkdir(parents=True)
+    (copy / "configs" / "metadata.json").write_text("{}")
+    config = str(copy / "configs" / "inference.yaml")
+    monkeypatch.chdir(repository_root())  # the repository's own bundle would be found from here
+    monkeypatch.setenv("MONAI_BUNDLES_ROOT", str(repository_root() / "bundles"))
+    for argv in (["--config_file", config], [f"--config_file={config}"], ["--config_file", repr([config, config])]):
+        monkeypatch.setattr("sys.argv", ["monai.bundle", "run", *argv])
+        assert Path(bundle_root("synovial_ultrasound_segmentation")) == copy
+    monkeypatch.setattr("sys.argv", ["monai.bundle", "run", "--config_file", str(tmp_path / "loose.yaml")])
+    assert Path(bundle_root("synovial_ultrasound_segmentation")).parent == repository_root() / "bundles"
