@@ -16,6 +16,15 @@ __version__ = "0.1.0"
 _SUBPACKAGES = ("config", "data", "distributed", "engines", "losses", "metrics", "networks", "transforms", "workflows")
 
 
+def _install_error_summary() -> None:
+    from .config import install_error_summary
+
+    install_error_summary()
+
+
+_install_error_summary()
+
+
 def __getattr__(name: str) -> Any:
     # MONAI's config `$import common.data` binds the dotted name, not `common`; importing `common` and loading
     # subpackages on first attribute access lets expressions write `common.data.acdc_volume_datalist(...)`.

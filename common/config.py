@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["bundle_root", "repository_root", "require_checkpoint", "choose"]
+__all__ = ["bundle_root", "repository_root", "require_checkpoint", "choose", "root_cause", "install_error_summary"]
 
 
 def repository_root() -> Path:
@@ -107,3 +107,37 @@ def choose(options: Mapping[str, Any], name: str, option: str) -> Any:
     if name not in options:
         raise ValueError(f"{option} must be one of {sorted(options)}, got '{name}'")
     return options[name]
+
+
+def root_cause(exc: BaseException) -> BaseException:
+    """The innermost ``__cause__`` of an exception chain (the error a config expression raised)."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    return exc
+
+
+def _print_error_summary(exc_type, exc, tb, previous=None) -> None:
+    import sys
+
+    (previous or sys.__excepthook__)(exc_type, exc, tb)
+    cause = root_cause(exc)
+    # MONAI wraps what a config expression raises in "Failed to evaluate ConfigExpression: ..." (or to
+    # instantiate a component) and prints the long chain: repeat the original message as the last line
+    if cause is not exc and str(exc).startswith(("Failed to evaluate", "Failed to instantiate")):
+        print(f"\nError: {cause}  ({type(cause).__name__})", file=sys.stderr)
+
+
+def install_error_summary() -> None:
+    """Make the message of the error a config expression raised the last line a CLI user reads.
+
+    Installed once on ``import common`` (every bundle config imports it); it chains to the previous
+    ``sys.excepthook`` and only adds a line for MONAI's config-evaluation wrappers.
+    """
+    import functools
+    import sys
+
+    if getattr(sys.excepthook, "_common_error_summary", False):
+        return
+    hook = functools.partial(_print_error_summary, previous=sys.excepthook)
+    hook._common_error_summary = True
+    sys.excepthook = hook

@@ -120,7 +120,10 @@ class BundleImageResultTask(InferTask):
         if self.kind == "registration":
             fixed = request.get("fixed")
             if not fixed:
-                raise ValueError(f"{self.path.name}: a registration request needs params {{'fixed': <image id>}}")
+                raise RequestError(
+                    400,
+                    f"{self.path.name}: a registration request needs params {{'fixed': <image id of the fixed image>}}",
+                )
             item["fixed"] = fixed if os.path.exists(fixed) else self.resolve_image(fixed)
         return item
 
@@ -154,6 +157,30 @@ class BundleImageResultTask(InferTask):
             "latencies": {"total": round(time.time() - start, 4)},
         }
         return str(result), params
+
+
+class ClassificationBundleInferTask(BundleInferTask):
+    """MONAI Label's ``BundleInferTask`` for classification bundles, with two changes a user meets:
+
+    - the class names keep the case of ``channel_def`` (MONAI Label lowercases them: ``FTC`` became ``ftc``);
+    - the answer is also a file (the JSON document of the class scores), so ``output=image`` and the default
+      multipart answer return it instead of failing with HTTP 500 (MONAI Label's classification writer returns no
+      file, and its ``send_response`` then builds a ``FileResponse`` of None).
+    """
+
+    def __init__(self, path: str, conf: dict[str, str], **kwargs: Any):
+        super().__init__(path, conf, **kwargs)
+        meta = json.loads((Path(path) / "configs" / "metadata.json").read_text())
+        channel_def = meta["network_data_format"]["outputs"]["pred"].get("channel_def", {})
+        self.labels = {v: int(k) for k, v in channel_def.items() if v.lower() != "background"}
+
+    def writer(self, data: dict[str, Any], extension: str | None = None, dtype: Any = None) -> tuple[Any, Any]:
+        """The classification result JSON, also written to a file that MONAI Label returns and then deletes."""
+        _, result = super().writer(data, extension, dtype)
+        fd, path = tempfile.mkstemp(suffix=".json", prefix="classification_")
+        with os.fdopen(fd, "w") as f:
+            json.dump(result, f, indent=1)
+        return path, result
 
 
 def _cuda_available() -> bool:
@@ -200,7 +227,9 @@ class BundleCollectionApp(MONAILabelApp):
     def init_infers(self) -> dict[str, InferTask]:
         infers: dict[str, InferTask] = {}
         for name, path in self._servable(MONAI_LABEL_KINDS).items():
-            task = BundleInferTask(str(path), self.conf)
+            kind = bundle_kind(name)
+            task_class = ClassificationBundleInferTask if kind == "classification" else BundleInferTask
+            task = task_class(str(path), self.conf)
             if task.is_valid():
                 infers[name] = task
             else:
@@ -223,4 +252,45 @@ class BundleCollectionApp(MONAILabelApp):
         return {"random": Random(), "first": First()}
 
     def _resolve_image(self, image_id: str) -> str:
-        return self.datastore().get_image_uri(image_id)
+        uri = self.datastore().get_image_uri(image_id)
+        if not uri or not os.path.exists(uri):
+            raise RequestError(404, f"image '{image_id}' is not in the datastore (nor a file on the server)")
+        return uri
+
+    def infer(self, request: dict[str, Any], datastore: Any = None) -> dict[str, Any]:
+        """MONAI Label's ``infer``, with a bad request answered by a 4xx whose body says what is wrong.
+
+        MONAI Label answers an unknown model, an unknown image or a bundle's own input error with a bare HTTP 500
+        and keeps the message in the server log.
+        """
+        from fastapi import HTTPException
+
+        from common.config import root_cause
+        from common.data import DatasetError
+
+        try:
+            model = request.get("model")
+            if model not in self._infers:
+                raise RequestError(404, f"no model '{model}'; this server serves {sorted(self._infers)}")
+            image = request.get("image")
+            if isinstance(image, str) and not os.path.exists(image):
+                self._resolve_image(image)
+            task = self._infers[model]
+            if isinstance(task, BundleImageResultTask):
+                task._item(request)  # a registration request without (or with an unknown) `fixed` stops here
+            return super().infer(request, datastore)
+        except RequestError as exc:
+            raise HTTPException(status_code=exc.status, detail=str(exc)) from exc
+        except (DatasetError, ValueError, FileNotFoundError, RuntimeError) as exc:
+            cause = root_cause(exc)
+            if isinstance(cause, (DatasetError, ValueError, FileNotFoundError)):
+                raise HTTPException(status_code=422, detail=f"{model}: {cause}") from exc
+            raise
+
+
+class RequestError(ValueError):
+    """A request the server cannot answer, with the HTTP status to answer it with."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status

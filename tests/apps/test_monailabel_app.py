@@ -126,7 +126,11 @@ def test_info_lists_every_bundle_with_its_labels(server):
         if bundle_kind(bundle.name) in IMAGE_RESULT_KINDS:
             assert model["type"] == "others"
             continue
-        expected = {v.lower(): int(k) for k, v in channel_def.items() if v.lower() != "background"}
+        # classification keeps the class names' case (ClassificationBundleInferTask); MONAI Label lowercases others
+        keep_case = bundle_kind(bundle.name) == "classification"
+        expected = {
+            (v if keep_case else v.lower()): int(k) for k, v in channel_def.items() if v.lower() != "background"
+        }
         assert model["labels"] == expected
         assert model["type"] == bundle_kind(bundle.name)
     if TRAIN_BUNDLE in BUNDLE_IDS:
@@ -160,10 +164,20 @@ def test_infer_over_http_matches_the_bundles_own_inference(server, bundle_runs, 
         # MONAI Label's answer: one {idx, label, score} per class of channel_def; the bundle's: a JSON per image
         # with the class probabilities (CONTRIBUTING.md)
         served = {p["label"]: p["score"] for p in response.json()["prediction"]}
-        assert set(served) == {v.lower() for v in pred["channel_def"].values()}
+        assert set(served) == set(pred["channel_def"].values()), "class names must keep their case"
         (own_json,) = own_dir.glob("*.json")
-        own = {k.lower(): v for k, v in json.loads(own_json.read_text())["probabilities"].items()}
+        own_report = json.loads(own_json.read_text())
+        own = own_report.get("probabilities") or own_report.get("class_scores")
         assert served == pytest.approx(own, abs=1e-3)
+        # the README's form (output=image) answers with the same scores as a JSON file, not an HTTP 500
+        as_file = requests.post(
+            f"{url}/infer/{bundle.name}",
+            params={"image": request["image"], "output": "image"},
+            data={"params": json.dumps(request["params"])},
+            timeout=600,
+        )
+        assert as_file.ok, f"{as_file.status_code} {as_file.text[:2000]}"
+        assert {p["label"]: p["score"] for p in as_file.json()["prediction"]} == pytest.approx(served, abs=1e-6)
         return
     disposition = response.headers.get("content-disposition", "")
     name = disposition.split("filename=")[-1].strip('"') or "result.nii.gz"
@@ -213,3 +227,64 @@ def test_select_bundles_rejects_unknown_names(tmp_path: Path):
         select_bundles(tmp_path / "missing", "all")
     assert set(select_bundles(ROOT / "bundles", "all")) == {b.name for b in discover_bundles(ROOT)}
     assert BundleCollectionApp.__doc__
+
+
+def _any_served(kinds: tuple[str, ...]) -> Path | None:
+    return next((b for b in BUNDLES if bundle_kind(b.name) in kinds), None)
+
+
+def test_bad_requests_get_a_4xx_that_says_why(server):
+    url, _, requests_by_bundle, _ = server
+    some = BUNDLES[0].name
+    unknown_model = requests.post(f"{url}/infer/no_such_model", params={"image": "x"}, timeout=60)
+    assert unknown_model.status_code == 404 and "no model 'no_such_model'" in unknown_model.json()["detail"]
+    assert some in unknown_model.json()["detail"], "the answer lists the served models"
+    unknown_image = requests.post(f"{url}/infer/{some}", params={"image": "no_such_image"}, timeout=60)
+    assert unknown_image.status_code == 404 and "'no_such_image' is not in the datastore" in unknown_image.text
+    registration = _any_served(("registration",))
+    if registration is not None:
+        image = requests_by_bundle[registration.name]["image"]
+        no_fixed = requests.post(f"{url}/infer/{registration.name}", params={"image": image}, timeout=60)
+        assert no_fixed.status_code == 400 and "needs params {'fixed'" in no_fixed.json()["detail"]
+        bad_fixed = requests.post(
+            f"{url}/infer/{registration.name}",
+            params={"image": image},
+            data={"params": json.dumps({"fixed": "no_such_fixed"})},
+            timeout=60,
+        )
+        assert bad_fixed.status_code == 404 and "no_such_fixed" in bad_fixed.json()["detail"]
+
+
+def _readme_curl_lines() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    block = text.split("# the app test runs every curl line of this block", 1)[1].split("```", 1)[0]
+    return [line.strip() for line in block.splitlines() if line.strip().startswith("curl ")]
+
+
+def test_readme_curl_lines_work_as_written(server, tmp_path: Path):
+    import re
+    import shlex
+
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed on this machine")
+    url, _, _, _ = server
+    lines = _readme_curl_lines()
+    assert len(lines) >= 5, "one curl line per kind of task, plus /info/"
+    kinds = set()
+    for line in lines:
+        served = re.search(r"/infer/([a-z_]+)\?", line)
+        if served and served.group(1) not in BUNDLE_IDS:
+            continue  # $TEST_BUNDLES leaves that bundle out
+        kinds.add(bundle_kind(served.group(1)) if served else "info")
+        result = subprocess.run(
+            line.replace("http://127.0.0.1:8000", url), shell=True, cwd=tmp_path, capture_output=True, timeout=600
+        )
+        assert result.returncode == 0, f"{line}\n-> exit {result.returncode} {result.stderr[-500:]!r}"
+        output = tmp_path / shlex.split(line)[-1]
+        assert output.is_file() and output.stat().st_size > 0, f"{line} wrote nothing"
+        if output.suffix == ".json":
+            json.loads(output.read_text())
+        else:
+            assert read_image_array(output).size > 0
+    if len(BUNDLE_IDS) == len(discover_bundles(ROOT)):
+        assert kinds == {"info", "segmentation", "classification", "registration", "super_resolution"}

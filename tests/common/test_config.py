@@ -5,7 +5,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from common.config import bundle_root, choose, repository_root, require_checkpoint
+from common.config import (
+    bundle_root,
+    choose,
+    install_error_summary,
+    repository_root,
+    require_checkpoint,
+    root_cause,
+)
 
 
 def test_bundle_root_finds_bundle_from_repository_and_from_elsewhere(monkeypatch, tmp_path: Path):
@@ -60,3 +67,19 @@ def test_bundle_root_is_the_folder_of_the_config_on_the_command_line(monkeypatch
         assert Path(bundle_root("synovial_ultrasound_segmentation")) == copy
     monkeypatch.setattr("sys.argv", ["monai.bundle", "run", "--config_file", str(tmp_path / "loose.yaml")])
     assert Path(bundle_root("synovial_ultrasound_segmentation")).parent == repository_root() / "bundles"
+
+
+def test_error_summary_repeats_the_config_error_last():
+    import subprocess
+    import sys
+
+    code = (
+        "import common\n"
+        "try:\n    raise ValueError('/data/x.png: cannot read the image')\n"
+        "except ValueError as e:\n    raise RuntimeError('Failed to evaluate ConfigExpression: ...') from e\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=repository_root())
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == "Error: /data/x.png: cannot read the image  (ValueError)"
+    assert root_cause(RuntimeError("a")).args == ("a",)
+    install_error_summary()  # idempotent
