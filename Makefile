@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 
 help:
 	@echo "make demo   set up, generate every bundle's sample, train -> evaluate -> infer each on a short schedule"
-	@echo "make test   set up, then run the test suite (conformance suite over every bundle + unit tests)"
+	@echo "make test   set up, ruff check + ruff format --check, then the test suite (every bundle + unit tests)"
 	@echo "make lint   ruff over common/, tests/, tools/, benchmarks/, apps/"
 	@echo "make serve  MONAI Label on 127.0.0.1:$(PORT) serving every trained bundle from a sample datastore (after make demo)"
 
@@ -32,13 +32,17 @@ demo: setup
 	@start=$$(date +%s); $(PY) tools/demo.py; status=$$?; \
 	echo "[demo] wall time $$(( $$(date +%s) - start )) s"; exit $$status
 
+LINT_PATHS := common tests tools benchmarks apps
+
 test: setup
-	@start=$$(date +%s); $(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
+	@start=$$(date +%s); \
+	$(VENV)/bin/ruff check $(LINT_PATHS) && $(VENV)/bin/ruff format --check $(LINT_PATHS) && echo "[test] ruff: clean" && \
+	$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
 	echo "[test] wall time $$(( $$(date +%s) - start )) s"; exit $$status
 
 lint: setup
-	$(VENV)/bin/ruff check common tests tools benchmarks apps
-	$(VENV)/bin/ruff format --check common tests tools benchmarks apps
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
 
 PORT ?= 8000
 DATASTORE ?= apps/monailabel/datastore

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -199,6 +200,8 @@ class RankReport:
         self.network = network
         self.items: list[str] = []
         self.initial = ""
+        self.start_iteration = 0
+        self.start_time = 0.0
 
     def attach(self, engine: Any) -> None:
         """Register on the trainer (no-op without a report folder)."""
@@ -212,6 +215,8 @@ class RankReport:
 
     def _started(self, engine: Any) -> None:
         self.initial = parameter_digest(self.network)
+        self.start_iteration = int(engine.state.iteration)
+        self.start_time = time.perf_counter()
 
     def _epoch_started(self, engine: Any) -> None:
         # MONAI's workflow has already called sampler.set_epoch for this epoch, so this is the shard it will see
@@ -228,6 +233,8 @@ class RankReport:
             "pid": os.getpid(),
             "world_size": world_size(),
             "iterations": int(engine.state.iteration),
+            "iterations_this_run": int(engine.state.iteration) - self.start_iteration,
+            "seconds": round(time.perf_counter() - self.start_time, 3),  # trainer STARTED -> COMPLETED
             "items": self.items,
             "initial_digest": self.initial,
             "final_digest": parameter_digest(self.network),
