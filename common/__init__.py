@@ -16,13 +16,16 @@ __version__ = "0.1.0"
 _SUBPACKAGES = ("config", "data", "distributed", "engines", "losses", "metrics", "networks", "transforms", "workflows")
 
 
-def _install_error_summary() -> None:
+def _install_cli_conveniences() -> None:
+    # the original error as the last line of a failed command, and quieter logs (CONTRIBUTING.md, "Training")
     from .config import install_error_summary
+    from .engines.log_filters import install_quiet_logs
 
     install_error_summary()
+    install_quiet_logs()
 
 
-_install_error_summary()
+_install_cli_conveniences()
 
 
 def __getattr__(name: str) -> Any:

@@ -163,7 +163,7 @@ def items_to_check(datalist: Sequence, what: str, desc: str, progress: bool = Tr
     """
     if len(datalist) == 0:
         raise DatasetError(f"the datalist is empty: the dataset folder holds no usable {what}")
-    if progress and len(datalist) > 20:
+    if progress and len(datalist) > 20 and sys.stdout.isatty():  # a bar in a log file is noise
         from tqdm import tqdm
 
         return tqdm(datalist, desc=desc, file=sys.stdout, leave=False)

@@ -23,7 +23,8 @@ from .augmentation import (
     write_augmented_class_folders,
 )
 from .classification_outputs import ProbabilityCollector, output_labels, output_probabilities, source_names
-from .metrics_report import MetricsReport, write_json_atomic
+from .log_filters import QuietEngineLogs, install_quiet_logs, last_iteration_of_epoch
+from .metrics_report import MetricsReport, summary_table, write_json_atomic
 from .mpm_fusion import ClassProbabilityWriter, MPMClassificationReport, train_fusion_autoencoder
 from .ood_evaluation import (
     ENSEMBLE_SPACE,
@@ -58,6 +59,9 @@ from .training import (
 from .skin_classification import GradCAMWriter, SkinClassificationReport, gradcam_overlay, predict_probabilities
 
 __all__ = [
+    "QuietEngineLogs",
+    "install_quiet_logs",
+    "last_iteration_of_epoch",
     "TensorBoardStatsHandler",
     "PLAN_FILENAME",
     "STATE_FILENAME",
@@ -107,6 +111,7 @@ __all__ = [
     "SRComparisonWriter",
     "roi_patch_corners",
     "MetricsReport",
+    "summary_table",
     "AUGMENTATION_REGIMES",
     "DEFAULT_CAE_EPOCHS",
     "DEFAULT_WGAN_EPOCHS",

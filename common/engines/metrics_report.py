@@ -15,7 +15,7 @@ from monai.utils import min_version, optional_import
 
 Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
 
-__all__ = ["MetricsReport", "write_json_atomic"]
+__all__ = ["MetricsReport", "write_json_atomic", "summary_table"]
 
 
 def write_json_atomic(path: str | Path, payload: Any) -> Path:
@@ -33,6 +33,28 @@ def write_json_atomic(path: str | Path, payload: Any) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def summary_table(metrics: dict[str, Any], num_cases: int, path: str | Path, limit: int = 12) -> str:
+    """A few lines a reader takes in at a glance: the first ``limit`` scalar metrics, one per line, and where the rest
+    are.
+
+    Args:
+        metrics: metric name -> value (scalars are shown; lists and dicts stay in the file).
+        num_cases: number of evaluated cases.
+        path: the report file.
+        limit: how many scalar metrics to show.
+
+    Returns:
+        The table as one multi-line string.
+    """
+    scalars = [(k, v) for k, v in metrics.items() if isinstance(v, int | float) or v is None]
+    width = max((len(k) for k, _ in scalars[:limit]), default=0)
+    lines = [f"{num_cases} cases; metrics written to {path}"]
+    lines += [f"  {k:<{width}}  {'n/a' if v is None else f'{v:.4f}'}" for k, v in scalars[:limit]]
+    if len(metrics) > limit:
+        lines.append(f"  ... {len(metrics) - min(limit, len(scalars))} more in {Path(path).name}")
+    return "\n".join(lines)
 
 
 def _clean(value: float) -> float | None:
@@ -114,4 +136,4 @@ class MetricsReport:
                 report["cases"].setdefault(Path(case).name, {})[name] = {c: _clean(v) for c, v in zip(columns, row)}
         report["num_cases"] = len(self._cases)
         write_json_atomic(self.path, report)
-        engine.logger.info(f"metrics written to {self.path}")
+        engine.logger.info(summary_table(report["metrics"], report["num_cases"], self.path))

@@ -78,3 +78,13 @@ def test_items_to_check_rejects_an_empty_datalist_and_passes_items_through():
     items = [{"image": f"{i}.png"} for i in range(3)]
     assert list(items_to_check(items, "cases", "checking")) == items
     assert list(items_to_check(items * 10, "cases", "checking", progress=True)) == items * 10
+
+
+def test_items_to_check_shows_a_bar_only_on_a_terminal(monkeypatch):
+    from common.data.validation import items_to_check
+
+    items = [{"image": "a.png"}] * 30
+    monkeypatch.setattr("sys.stdout.isatty", lambda: False)
+    assert items_to_check(items, "cases", "checking", progress=True) is items  # no bar written into a log file
+    monkeypatch.setattr("sys.stdout.isatty", lambda: True)
+    assert items_to_check(items, "cases", "checking", progress=True) is not items

@@ -9,7 +9,7 @@ import pytest
 import torch
 from monai.data import MetaTensor
 
-from common.engines import MetricsReport, write_json_atomic
+from common.engines import MetricsReport, summary_table, write_json_atomic
 
 
 class _Engine:
@@ -53,3 +53,11 @@ def test_write_json_atomic_leaves_no_partial_file(tmp_path: Path):
         write_json_atomic(tmp_path / "m.json", {"a": float("nan")})  # JSON has no NaN: refused, old file kept
     assert json.loads((tmp_path / "m.json").read_text()) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
+
+
+def test_summary_table_shows_a_few_scalars_and_points_to_the_rest():
+    metrics = {f"m{i}": i / 10 for i in range(20)} | {"undefined": None, "curve": [1, 2]}
+    table = summary_table(metrics, 7, "/out/metrics.json", limit=3).splitlines()
+    assert table[0] == "7 cases; metrics written to /out/metrics.json"
+    assert table[1:4] == ["  m0  0.0000", "  m1  0.1000", "  m2  0.2000"]
+    assert table[4] == "  ... 19 more in metrics.json"
