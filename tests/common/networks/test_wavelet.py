@@ -8,7 +8,7 @@ from common.networks.wavelet import HAAR_BANDS, haar_kernel
 
 
 def _corners(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """a (top-left), b (top-right), c (bottom-left), d (bottom-right) of every 2x2 block."""
+    """Corners a (top-left), b (top-right), c (bottom-left), d (bottom-right) of every 2x2 block."""
     return x[..., 0::2, 0::2], x[..., 0::2, 1::2], x[..., 1::2, 0::2], x[..., 1::2, 1::2]
 
 

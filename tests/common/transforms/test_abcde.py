@@ -1,5 +1,7 @@
-"""Tests of common.transforms.abcde: the ABCDE debasing transforms (Bolelli et al., ICPR 2024) on synthetic
-ellipse lesions."""
+"""Tests of common.transforms.abcde.
+
+The ABCDE debasing transforms (Bolelli et al., ICPR 2024) on synthetic ellipse lesions.
+"""
 
 from __future__ import annotations
 
