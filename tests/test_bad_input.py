@@ -1,6 +1,7 @@
 """Bad input, for every bundle.
 
-Each case stops the workflow with one error that names the file and the problem, before anything is written (no checkpoint, log, metrics or prediction folder appears).
+Each case stops the workflow with one error that names the file and the problem, before anything is written
+(no checkpoint, log, metrics or prediction folder appears).
 
 The damage is generic: it is applied to the first item of the workflow's own datalist, so new bundles are covered
 by the same cases. NaN values apply to formats that can hold them (NIfTI); PNG cannot.
