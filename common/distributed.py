@@ -143,6 +143,9 @@ def wrap(network: torch.nn.Module, device: torch.device | str | None = None) -> 
         return network
     if not any(p.requires_grad for p in network.parameters()):
         return network
+    for parameter in network.parameters():
+        if parameter.numel() == 0:  # empty placeholders get no gradient, and DDP stops on parameters without one
+            parameter.requires_grad_(False)
     device = torch.device(device) if device is not None else next(network.parameters()).device
     device_ids = [device] if device.type == "cuda" else None
     return torch.nn.parallel.DistributedDataParallel(network, device_ids=device_ids)
@@ -177,9 +180,9 @@ def parameter_digest(network: torch.nn.Module) -> str:
 
 
 def _item_name(item: Any) -> str:
+    # the whole item: in pair datalists the moving image recurs across pairs, so its name alone is not unique
     if isinstance(item, dict):
-        value = item.get("image", next(iter(item.values()), ""))
-        return str(value[0] if isinstance(value, (list, tuple)) and value else value)
+        return json.dumps({k: v for k, v in item.items() if isinstance(v, str | int | float)}, sort_keys=True)
     return str(item)
 
 

@@ -13,8 +13,9 @@ The dataset CSV lists one image pair per row; paths are relative to the dataset 
       ...
 
 ``status`` is ``training`` (both landmark files public) or ``evaluation`` (target landmarks withheld on the real
-challenge). Datalist items: ``image`` (source/moving), ``fixed`` (target), ``moving_landmarks``,
-``fixed_landmarks`` (absent when the file is not available), ``status``.
+challenge). Columns are read by name, so the leading unnamed index column is optional. Datalist items: ``image``
+(source/moving), ``fixed`` (target), ``moving_landmarks``, ``fixed_landmarks`` (absent when the file is not
+available), ``status``.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from .validation import read_image_array
 __all__ = ["ANHIR_LAYOUT", "read_landmarks", "write_landmarks", "anhir_datalist", "check_anhir_datalist"]
 
 ANHIR_LAYOUT = """<dataset_dir>/
-  dataset.csv          # columns: Source image, Source landmarks, Target image, Target landmarks, status
+  dataset.csv          # columns (by name; ANHIR's leading index column is optional): Source image,
+                       #   Source landmarks, Target image, Target landmarks, status
   <tissue>_<n>/scale-<p>pc/<stain>.jpg|png|tif   # RGB images
   <tissue>_<n>/scale-<p>pc/<stain>.csv           # landmarks: index, X, Y (pixels)"""
 
@@ -112,16 +114,19 @@ def anhir_datalist(
             ``require_landmarks``), has a row of another length than its header, or leaves no pair. When no pair of
             the wanted status is left, the message lists the statuses the CSV has and, with ``require_landmarks``,
             the ``--status`` to pass for pairs that can be scored.
-        ImageFileError: with ``require_landmarks``, naming a kept pair's landmark file that does not exist (or the
-            CSV and line of an empty landmark cell) while other pairs of that status have theirs: a listed pair that
-            cannot be scored is an error, not a smaller evaluation.
+        ImageFileError: with ``require_landmarks``, naming a kept pair's landmark file that does not exist while
+            other pairs of that status have theirs (an empty landmark cell: DatasetLayoutError naming the CSV and
+            line): a listed pair that cannot be scored is an error, not a smaller evaluation.
     """
     root = Path(dataset_dir)
     table = root / csv_name
     if not table.is_file():
         raise DatasetLayoutError(table, "the ANHIR dataset CSV is missing", ANHIR_LAYOUT)
-    with table.open(newline="") as f:
-        rows = list(csv.reader(f))
+    try:
+        with table.open(newline="") as f:
+            rows = list(csv.reader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DatasetLayoutError(table, f"cannot read the ANHIR dataset CSV ({exc})", ANHIR_LAYOUT) from exc
     if not rows or not any(cell.strip() for cell in rows[0]):
         raise DatasetLayoutError(table, "the ANHIR dataset CSV is empty (no header row)", ANHIR_LAYOUT)
     header = [h.strip() for h in rows[0]]
@@ -165,43 +170,44 @@ def anhir_datalist(
         if wanted is None or row_status in wanted:
             kept.append((line, item, unavailable))
 
-    wanted_text = sorted(wanted or [])
+    which = f"with status {sorted(wanted)}" if wanted is not None else "listed"
     alternatives = sorted(s for s in scorable if wanted is not None and s not in wanted)
-    advice = (
-        f"; pairs with both landmark files have status {alternatives}: pass `--status {alternatives[0]}` to score those"
-        if alternatives
-        else ""
-    )
+    advice = ""
+    if alternatives:
+        advice = (
+            f"; the pairs with both landmark files have status {alternatives}: pass `--status {alternatives[0]}` "
+            "to score those"
+        )
     if not kept:
         listed = ", ".join(f"{s or '(empty)'}: {n}" for s, n in sorted(statuses.items())) or "none"
-        raise DatasetLayoutError(
-            table,
-            f"no image pair with status {wanted_text} is listed (pairs per status: {listed})"
-            + (advice if require_landmarks else ""),
-            ANHIR_LAYOUT,
-        )
+        problem = f"no image pair {which} is listed (pairs per status: {listed})"
+        raise DatasetLayoutError(table, problem + (advice if require_landmarks else ""), ANHIR_LAYOUT)
     if not require_landmarks:
         return [item for _, item, _ in kept]
 
     unscorable = [(line, unavailable) for line, _, unavailable in kept if unavailable]
-    if unscorable:
-        line, unavailable = unscorable[0]
-        column, path = unavailable[0]
-        where = f"listed in {table} (line {line}, column '{column}')"
-        count = f"{len(unscorable)} of the {len(kept)} pair(s) with status {wanted_text} lack a landmark file"
-        if len(unscorable) == len(kept):
-            problem = f"none of the {len(kept)} pair(s) with status {wanted_text} can be scored: no pair has both landmark files{advice}"
-            first = f"first: line {line}, column '{column}' " + (f"{path} does not exist" if path else "is empty")
-            raise DatasetLayoutError(table, f"{problem} ({first})", ANHIR_LAYOUT)
-        if path is None:
-            raise DatasetLayoutError(
-                table, f"line {line}: the '{column}' cell is empty, so its pair cannot be scored ({count})"
-            )
-        raise ImageFileError(
-            path,
-            f"landmark file {where} does not exist, so its pair cannot be scored ({count}); restore the file or remove the row",
+    if not unscorable:
+        return [item for _, item, _ in kept]
+    line, unavailable = unscorable[0]
+    column, path = unavailable[0]
+    first = f"line {line}, column '{column}': " + (f"{path} does not exist" if path else "empty cell")
+    if len(unscorable) == len(kept):
+        raise DatasetLayoutError(
+            table,
+            f"none of the {len(kept)} pair(s) {which} can be scored: none has both landmark files (first: {first})"
+            f"{advice}",
+            ANHIR_LAYOUT,
         )
-    return [item for _, item, _ in kept]
+    count = f"{len(unscorable)} of the {len(kept)} pair(s) {which} lack a landmark file"
+    if path is None:
+        raise DatasetLayoutError(
+            table, f"line {line}: the '{column}' cell is empty, so its pair cannot be scored ({count})"
+        )
+    raise ImageFileError(
+        path,
+        f"landmark file listed in {table} (line {line}, column '{column}') does not exist, so its pair cannot be "
+        f"scored ({count}); restore the file or remove the row",
+    )
 
 
 def _frames(path: Path) -> int:

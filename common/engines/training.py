@@ -172,7 +172,10 @@ def check_trained_variant(ckpt_dir: str | os.PathLike, switches: Mapping[str, An
 
 
 def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
+    # a nested spec (a backbone passed as a callable) is recorded by its class and arguments, not its repr
+    return json.loads(
+        json.dumps(value, default=lambda v: network_arguments(v) if isinstance(v, functools.partial) else str(v))
+    )
 
 
 def _rng_state() -> dict[str, Any]:

@@ -28,6 +28,8 @@ Pieces (paper §2.3; details the paper leaves open follow the authors' public co
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import math
 from collections.abc import Sequence
 
@@ -412,7 +414,7 @@ class DisplacementFieldNet(nn.Module):
     """Pair -> MONAI dense displacement field (voxel units) for the input's own size.
 
     Args:
-        backbone: network from ``(batch, 2, *spatial)`` (moving, fixed) to ``(batch, spatial_dims, *spatial)``.
+        backbone: network (or a callable that builds it) from ``(batch, 2, *spatial)`` (moving, fixed) to ``(batch, spatial_dims, *spatial)``.
         spatial_dims: 2 or 3.
         units: ``"normalized"``: the backbone predicts displacements in ``[-1, 1]`` grid units (channel ``i`` along
             axis ``i``), converted here to voxels with ``(S_i - 1) / 2``, so the same weights serve every resolution;
@@ -427,7 +429,7 @@ class DisplacementFieldNet(nn.Module):
 
     def __init__(
         self,
-        backbone: nn.Module,
+        backbone: nn.Module | Callable[[], nn.Module],
         spatial_dims: int = 2,
         units: str = "normalized",
         output_scale: float = 1.0,
@@ -436,6 +438,8 @@ class DisplacementFieldNet(nn.Module):
         super().__init__()
         if units not in ("normalized", "voxel"):
             raise ValueError(f"units must be 'normalized' or 'voxel', got {units!r}")
+        # a callable (a config's `_mode_: callable` spec) is built here, so the recorded plan holds its arguments
+        backbone = backbone if isinstance(backbone, nn.Module) else backbone()
         self.backbone = backbone
         self.spatial_dims = spatial_dims
         self.normalized = units == "normalized"

@@ -1,5 +1,8 @@
-"""Bundle-specific tests of brain_mri_fno_registration: registration bad input (unreadable fixed image, a pair of
-different dimensionality, a blank image), MONAI Label's image-result call without labels, and the 3D switch."""
+"""Bundle-specific tests of brain_mri_fno_registration.
+
+Registration bad input (unreadable fixed image, a pair of different dimensionality, a blank image), MONAI Label's
+image-result call without labels, the 3D switch, only the chosen backbone built.
+"""
 
 from __future__ import annotations
 
@@ -92,3 +95,29 @@ def test_3d_switch_trains_and_evaluates(pristine: Path, tmp_path: Path):
     assert 0 <= report["metrics"]["dice"] <= 1 and report["metrics"]["folding_percent"] >= 0
     loss = load_config(BUNDLE, "train", **overrides).get_parsed_content("loss")
     assert loss.dice_weight == 0.01 and loss.smooth_weight == 0.01  # the paper's 3D lambda and gamma
+
+
+@pytest.mark.parametrize("workflow", ["train", "evaluate", "inference"])
+def test_only_the_chosen_backbone_is_built(monkeypatch, tmp_path: Path, workflow: str):
+    """Parsing the config builds the backbone --model chooses, never the other two."""
+    import torch
+
+    import common.networks
+    import common.networks.fno
+
+    built = []
+
+    def recorder(name):
+        def build(*args, **kwargs):
+            built.append(name)
+            return torch.nn.Conv2d(2, 2, 1)
+
+        return build
+
+    for module in (common.networks, common.networks.fno):
+        monkeypatch.setattr(module, "FNOReg", recorder("FNOReg"))
+        monkeypatch.setattr(module, "fno_baseline", recorder("fno_baseline"))
+    network = load_config(BUNDLE, workflow, bundle_root=str(tmp_path), model="voxelmorph").get_parsed_content("network")
+    assert type(network.backbone).__name__ == "VoxelMorphUNet" and built == []
+    load_config(BUNDLE, workflow, bundle_root=str(tmp_path), model="fno").get_parsed_content("network")
+    assert built == ["fno_baseline"]

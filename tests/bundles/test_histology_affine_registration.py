@@ -1,10 +1,16 @@
-"""Bundle-specific tests of histology_affine_registration: bad input (unreadable image, landmark CSV with missing
-columns or non-numeric values, a pair of different dimensionality, blank tissue) stops before anything is written;
-MONAI Label's call without landmarks; starting from a local checkpoint without the warm-up."""
+"""Bundle-specific tests of histology_affine_registration.
+
+Bad input (unreadable image, landmark CSV with missing columns or non-numeric values, a pair of different
+dimensionality, blank tissue) stops before anything is written; the dataset CSV's problems (no pair of the evaluated
+status, no index column, a deleted landmark file, a missing landmark column) are named; MONAI Label's call without
+landmarks; starting from a local checkpoint without the warm-up; the warm-up's own resumable checkpoints.
+"""
 
 from __future__ import annotations
 
+import csv
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +19,7 @@ import torch
 from bundle_helpers import ROOT, assert_nothing_written, copy_sample, top_level_names, untrained_checkpoint
 from PIL import Image
 
-from common.data import DatasetError
+from common.data import DatasetError, DatasetLayoutError, ImageFileError
 from common.workflows import load_config, run_workflow
 
 BUNDLE = ROOT / "bundles" / "histology_affine_registration"
@@ -119,3 +125,113 @@ def test_local_checkpoint_replaces_the_warm_up(pristine: Path, tmp_path: Path):
     parser.get_parsed_content("load_pretrained")
     network = parser.get_parsed_content("network")
     assert all(torch.equal(network.state_dict()[k], v) for k, v in start.items())
+
+
+# ---- the dataset CSV ----------------------------------------------------------------------------------------------
+
+
+def _edit_table(sample: Path, edit) -> Path:
+    """Rewrite ``sample/dataset.csv`` as ``edit(rows)`` (rows as lists of cells, header first)."""
+    table = sample / "dataset.csv"
+    with table.open(newline="") as f:
+        rows = list(csv.reader(f))
+    with table.open("w", newline="") as f:
+        csv.writer(f).writerows(edit(rows))
+    return table
+
+
+def _evaluate_refuses(root: Path, error: type[Exception]) -> str:
+    before = top_level_names(root)
+    with pytest.raises(error) as info:
+        run_workflow(BUNDLE, "evaluate", quiet=True, bundle_root=str(root))
+    assert_nothing_written(root, before)
+    return str(info.value)
+
+
+def test_evaluation_without_evaluation_pairs_says_which_status_to_pass(pristine: Path, tmp_path: Path):
+    """All pairs marked `training`: the default `--status evaluation` stops and says exactly what to pass.
+
+    (A dataset whose landmarks are all public, instead of finding nothing to score.)
+    """
+    sample = copy_sample(pristine, tmp_path)
+    untrained_checkpoint(BUNDLE, tmp_path)
+
+    def all_training(rows):
+        status = rows[0].index("status")
+        return [rows[0]] + [[*r[:status], "training", *r[status + 1 :]] for r in rows[1:]]
+
+    table = _edit_table(sample, all_training)
+    message = _evaluate_refuses(tmp_path, DatasetLayoutError)
+    assert str(table) in message and "--status training" in message, message
+    datalist = load_config(BUNDLE, "evaluate", bundle_root=str(tmp_path), status="training").get_parsed_content(
+        "datalist"
+    )
+    assert len(datalist) == 12  # what the message advises works
+
+
+def test_dataset_csv_without_the_index_column(pristine: Path, tmp_path: Path):
+    """ANHIR's leading unnamed index column is optional: columns are read by name.
+
+    A header that lost its empty index cell while the rows kept their index would shift every value: it is rejected,
+    naming the file and line.
+    """
+    sample = copy_sample(pristine, tmp_path)
+    expected = load_config(BUNDLE, "evaluate", bundle_root=str(tmp_path)).get_parsed_content("datalist")
+    _edit_table(sample, lambda rows: [r[1:] for r in rows])
+    assert load_config(BUNDLE, "evaluate", bundle_root=str(tmp_path)).get_parsed_content("datalist") == expected
+    shifted = tmp_path / "shifted"
+    table = _edit_table(copy_sample(pristine, shifted), lambda rows: [rows[0][1:]] + rows[1:])
+    untrained_checkpoint(BUNDLE, shifted)
+    message = _evaluate_refuses(shifted, DatasetLayoutError)
+    assert str(table) in message and "line 2 has 8 values for the 7 columns" in message, message
+
+
+def test_evaluation_with_a_deleted_target_landmark_file_names_it(pristine: Path, tmp_path: Path):
+    """A listed pair that cannot be scored is an error naming its file, not a report over fewer cases."""
+    copy_sample(pristine, tmp_path)
+    untrained_checkpoint(BUNDLE, tmp_path)
+    item = load_config(BUNDLE, "evaluate", bundle_root=str(tmp_path)).get_parsed_content("datalist")[1]
+    Path(item["fixed_landmarks"]).unlink()
+    message = _evaluate_refuses(tmp_path, ImageFileError)
+    assert item["fixed_landmarks"] in message and "does not exist" in message, message
+    assert not (tmp_path / "eval").exists()
+
+
+def test_dataset_csv_without_the_target_landmarks_column_names_it(pristine: Path, tmp_path: Path):
+    sample = copy_sample(pristine, tmp_path)
+    untrained_checkpoint(BUNDLE, tmp_path)
+
+    def drop_column(rows):
+        column = rows[0].index("Target landmarks")
+        return [r[:column] + r[column + 1 :] for r in rows]
+
+    table = _edit_table(sample, drop_column)
+    message = _evaluate_refuses(tmp_path, DatasetLayoutError)
+    assert str(table) in message and "'Target landmarks'" in message, message
+
+
+# ---- the warm-up's own checkpoints --------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_warm_up_resumes_and_is_not_repeated(pristine: Path, tmp_path: Path, caplog):
+    """The warm-up keeps its own resumable state in cache/warmup/; models/ holds only the fine-tuning's files.
+
+    A rerun with more warm-up epochs continues the warm-up; a rerun of a finished run repeats neither stage.
+    """
+    copy_sample(pristine, tmp_path)
+    overrides = {"bundle_root": str(tmp_path), "max_epochs": 1, "train_size": 96}
+    run_workflow(BUNDLE, "train", quiet=True, warmup_epochs=1, **overrides)
+    warmup = tmp_path / "cache" / "warmup"
+    assert {p.name for p in warmup.iterdir()} == {"warmup.pt", "training_plan.json", "training_state.pt"}
+    assert {p.name for p in (tmp_path / "models").iterdir()} == {"model.pt", "training_plan.json", "training_state.pt"}
+    with caplog.at_level(logging.INFO, logger="common.engines.training"):
+        run_workflow(BUNDLE, "train", quiet=True, warmup_epochs=2, **overrides)
+    assert f"resuming from {warmup / 'training_state.pt'} after epoch 1 of 2" in caplog.text, caplog.text[-2000:]
+    assert json.loads((warmup / "training_plan.json").read_text())["epochs_completed"] == 2
+    stamps = {p: p.stat().st_mtime_ns for p in (warmup / "warmup.pt", tmp_path / "models" / "model.pt")}
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="common.engines.training"):
+        run_workflow(BUNDLE, "train", quiet=True, warmup_epochs=2, **overrides)
+    assert caplog.text.count("training already finished") == 2, caplog.text[-2000:]
+    assert all(p.stat().st_mtime_ns == stamp for p, stamp in stamps.items()), "a finished stage was repeated"

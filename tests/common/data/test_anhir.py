@@ -69,3 +69,59 @@ def test_check_rejects_blank_grey_and_empty(tmp_path):
         check_anhir_datalist(items)
     with pytest.raises(DatasetError):
         check_anhir_datalist([])
+
+
+def _table(tmp_path, text):
+    (tmp_path / "dataset.csv").write_text(text)
+
+
+def test_datalist_reads_columns_by_name_and_rejects_shifted_rows(tmp_path):
+    _pair(tmp_path)
+    with_index = anhir_datalist(tmp_path)
+    _table(tmp_path, "Source image,Source landmarks,Target image,Target landmarks,status\n"
+                     "s.png,s.csv,t.png,t.csv,training\ns.png,s.csv,t.png,missing.csv,evaluation\n")  # fmt: skip
+    assert anhir_datalist(tmp_path) == with_index  # ANHIR's leading index column is optional
+    _table(
+        tmp_path,
+        "Source image,Source landmarks,Target image,Target landmarks,status\n0,s.png,s.csv,t.png,t.csv,training\n",
+    )
+    with pytest.raises(DatasetLayoutError, match=r"dataset.csv: line 2 has 6 values for the 5 columns"):
+        anhir_datalist(tmp_path)
+    _table(tmp_path, "")
+    with pytest.raises(DatasetLayoutError, match="empty"):
+        anhir_datalist(tmp_path)
+
+
+def test_datalist_names_the_missing_column(tmp_path):
+    _pair(tmp_path)
+    _table(tmp_path, ",Source image,Source landmarks,Target image,status\n0,s.png,s.csv,t.png,training\n")
+    assert len(anhir_datalist(tmp_path, "training")) == 1  # landmark columns are needed only to score
+    with pytest.raises(DatasetLayoutError, match=r"lacks column\(s\) \['Target landmarks'\]"):
+        anhir_datalist(tmp_path, "training", require_landmarks=True)
+    _table(tmp_path, ",Source image,Target image\n0,s.png,t.png\n")
+    assert len(anhir_datalist(tmp_path)) == 1
+    with pytest.raises(DatasetLayoutError, match=r"lacks column\(s\) \['status'\]"):
+        anhir_datalist(tmp_path, "evaluation")
+
+
+def test_datalist_to_score_names_the_status_to_pass_and_every_missing_file(tmp_path):
+    _pair(tmp_path)
+    # the only evaluation pair has no target landmarks (the real challenge): say which status can be scored
+    with pytest.raises(DatasetLayoutError, match=r"missing.csv does not exist.*pass `--status training`"):
+        anhir_datalist(tmp_path, "evaluation", require_landmarks=True)
+    _table(tmp_path, ",Source image,Source landmarks,Target image,Target landmarks,status\n"
+                     "0,s.png,s.csv,t.png,t.csv,training\n1,s.png,s.csv,t.png,t.csv,training\n")  # fmt: skip
+    with pytest.raises(
+        DatasetLayoutError, match=r"no image pair with status \['evaluation'\].*training: 2.*--status training"
+    ):
+        anhir_datalist(tmp_path, "evaluation", require_landmarks=True)
+    # one listed pair of two cannot be scored: an error naming its file, not one case fewer
+    _table(tmp_path, ",Source image,Source landmarks,Target image,Target landmarks,status\n"
+                     "0,s.png,s.csv,t.png,t.csv,training\n1,s.png,s.csv,t.png,gone.csv,training\n")  # fmt: skip
+    with pytest.raises(ImageFileError, match=r"gone.csv: landmark file listed in .*dataset.csv \(line 3"):
+        anhir_datalist(tmp_path, "training", require_landmarks=True)
+    assert len(anhir_datalist(tmp_path, "training")) == 2  # inference and training need no target landmarks
+    _table(tmp_path, ",Source image,Source landmarks,Target image,Target landmarks,status\n"
+                     "0,s.png,s.csv,t.png,t.csv,training\n1,s.png,,t.png,t.csv,training\n")  # fmt: skip
+    with pytest.raises(DatasetLayoutError, match=r"line 3: the 'Source landmarks' cell is empty"):
+        anhir_datalist(tmp_path, "training", require_landmarks=True)
