@@ -244,8 +244,13 @@ class RotationSearchInferer(Inferer):
                     full = np.vstack([a, [0, 0, 1]]) @ rotation90_affine(k, h, w)
                     if not np.isfinite(full).all() or abs(np.linalg.det(full[:2, :2])) < 1e-3:
                         continue  # degenerate fit (collinear inliers)
+                    if np.linalg.cond(full[:2, :2]) > 1e6:
+                        continue  # near-singular: its inverse (in warp_affine, in float32) would fail or explode
                     full_t = torch.as_tensor(full[:2].reshape(1, 6), dtype=item.dtype, device=item.device)
-                    score = global_ncc(warp_affine(source[None], full_t)[0], target)
+                    try:
+                        score = global_ncc(warp_affine(source[None], full_t)[0], target)
+                    except torch.linalg.LinAlgError:
+                        continue
                     if score > best_ncc:
                         best, best_ncc = full_t[0], score
                 if best is None:
