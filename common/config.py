@@ -103,7 +103,7 @@ def choose(options: Mapping[str, Any], name: str, option: str) -> Any:
 
     Raises:
         ValueError: when ``name`` is not a key of ``options``.
-    """
+    """  # noqa: D205
     if name not in options:
         raise ValueError(f"{option} must be one of {sorted(options)}, got '{name}'")
     return options[name]

@@ -8,7 +8,7 @@ logic lives here once::
 
 The backend follows the device: NCCL on GPUs, gloo on CPU. Outside ``torchrun`` (no ``WORLD_SIZE``) every function
 behaves as for a single process, so the same config also runs as one process.
-"""
+"""  # noqa: D301
 
 from __future__ import annotations
 
@@ -128,7 +128,7 @@ def on_main_process(function: Any, *args: Any, **kwargs: Any) -> Any:
     For a bundle's own ``run`` steps that write (an ensemble, fitted thresholds, a report): pass the function and its
     arguments, not a call, so the other ranks never run it, e.g.
     ``"$common.distributed.on_main_process(common.engines.fit_ood_thresholds, @model, @datalist)"``.
-    """
+    """  # noqa: D205
     result = function(*args, **kwargs) if is_main_process() else None
     barrier()
     return result
@@ -196,7 +196,7 @@ class RankReport:
     Args:
         report_dir: folder for the per-rank files, or None to do nothing.
         network: the trained network (wrapped or not).
-    """
+    """  # noqa: D205
 
     def __init__(self, report_dir: str | os.PathLike | None, network: torch.nn.Module):
         self.report_dir = None if report_dir in (None, "", "None") else Path(report_dir)

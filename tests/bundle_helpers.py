@@ -20,9 +20,9 @@ BUNDLE_IDS = [b.name for b in BUNDLES]
 #: per bundle, a non-default value for each variant switch it has: the training-contract tests train this variant
 #: and check that evaluate and inference build it without being told (tests/test_training_contract.py)
 ALTERNATIVE_VARIANTS: dict[str, dict] = {
-    "brain_mri_fno_registration": {},
+    "brain_mri_fno_registration": {"model": "fno", "resolution": "half"},
     "breast_ultrasound_ood_classification": {},
-    "histology_affine_registration": {},
+    "histology_affine_registration": {"train_size": 96},
     "microscopy_super_resolution": {},
     "pathology_arbitrary_scale_super_resolution": {},
     "point_supervised_boundary_loss_segmentation": {},
@@ -34,7 +34,7 @@ ALTERNATIVE_VARIANTS: dict[str, dict] = {
 SMOKE_OVERRIDES: dict[str, dict] = {
     "brain_mri_fno_registration": {},
     "breast_ultrasound_ood_classification": {},
-    "histology_affine_registration": {},
+    "histology_affine_registration": {"warmup_epochs": 10},
     "microscopy_super_resolution": {},
     "pathology_arbitrary_scale_super_resolution": {},
     "point_supervised_boundary_loss_segmentation": {},
@@ -42,6 +42,19 @@ SMOKE_OVERRIDES: dict[str, dict] = {
     "synovial_ultrasound_segmentation": {},
     "thyroid_mpm_fusion_classification": {},
 }
+
+#: bundles whose configs are not yet on the training contract (TrainingCheckpoints, recorded switches, gloo-capable
+#: multi_gpu_train.yaml); their contract tests are skipped until converted (issue 11)
+CONTRACT_PENDING: frozenset[str] = frozenset(
+    {
+        "breast_ultrasound_ood_classification",
+        "microscopy_super_resolution",
+        "pathology_arbitrary_scale_super_resolution",
+        "point_supervised_boundary_loss_segmentation",
+        "skin_lesion_classification",
+        "thyroid_mpm_fusion_classification",
+    }
+)
 
 
 def override_args(overrides: dict) -> list[str]:
@@ -116,7 +129,8 @@ class BundleRuns:
 
 def untrained_checkpoint(bundle: Path, root: Path, **overrides) -> Path:
     """Write ``network_def``'s initial weights as ``models/model.pt`` under ``root`` (evaluation and inference need a
-    checkpoint; untrained weights are enough to test their input checks)."""
+    checkpoint; untrained weights are enough to test their input checks).
+    """  # noqa: D205
     import torch
 
     network = load_config(bundle, "inference", bundle_root=str(root), **overrides).get_parsed_content("network_def")

@@ -26,6 +26,7 @@ from bundle_helpers import (
     ALTERNATIVE_VARIANTS,
     BUNDLE_IDS,
     BUNDLES,
+    CONTRACT_PENDING,
     ROOT,
     SMOKE_OVERRIDES,
     copy_sample,
@@ -37,6 +38,13 @@ from common.engines import PLAN_FILENAME, STATE_FILENAME, load_checkpoint, netwo
 from common.workflows import load_config, run_workflow
 
 MODEL_FILES = {"model.pt", PLAN_FILENAME, STATE_FILENAME}
+#: every bundle, the ones not yet converted marked skipped so that the report lists what is left
+CONTRACT_BUNDLES = [
+    pytest.param(b, marks=pytest.mark.skip(reason="not yet on the training contract (issue 11)"))
+    if b.name in CONTRACT_PENDING
+    else b
+    for b in BUNDLES
+]
 
 
 def _raw(bundle: Path, workflow: str):
@@ -46,7 +54,7 @@ def _raw(bundle: Path, workflow: str):
 # ---- structure: cheap checks on the configs ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("bundle", BUNDLES, ids=BUNDLE_IDS)
+@pytest.mark.parametrize("bundle", CONTRACT_BUNDLES, ids=BUNDLE_IDS)
 def test_train_saves_through_training_checkpoints(bundle: Path):
     parser = _raw(bundle, "train")
     handlers = parser.get("train#handlers")
@@ -64,7 +72,7 @@ def test_train_saves_through_training_checkpoints(bundle: Path):
         )
 
 
-@pytest.mark.parametrize("bundle", BUNDLES, ids=BUNDLE_IDS)
+@pytest.mark.parametrize("bundle", CONTRACT_BUNDLES, ids=BUNDLE_IDS)
 def test_network_spec_and_variant_are_shared_by_the_workflows(bundle: Path):
     parsers = {wf: _raw(bundle, wf) for wf in ("train", "evaluate", "inference")}
     for wf, parser in parsers.items():
@@ -88,7 +96,7 @@ def test_network_spec_and_variant_are_shared_by_the_workflows(bundle: Path):
             )
 
 
-@pytest.mark.parametrize("bundle", BUNDLES, ids=BUNDLE_IDS)
+@pytest.mark.parametrize("bundle", CONTRACT_BUNDLES, ids=BUNDLE_IDS)
 def test_switch_defaults_agree_without_a_plan(bundle: Path, tmp_path: Path):
     train = load_config(bundle, "train", bundle_root=str(tmp_path))
     for wf in ("evaluate", "inference"):
@@ -97,7 +105,7 @@ def test_switch_defaults_agree_without_a_plan(bundle: Path, tmp_path: Path):
             assert other.get_parsed_content(name) == train.get_parsed_content(name), f"{wf}.yaml default of {name}"
 
 
-@pytest.mark.parametrize("bundle", BUNDLES, ids=BUNDLE_IDS)
+@pytest.mark.parametrize("bundle", CONTRACT_BUNDLES, ids=BUNDLE_IDS)
 def test_every_switch_has_an_alternative_to_test(bundle: Path):
     switches = set(_raw(bundle, "train").get("recorded_switches"))
     alternative = ALTERNATIVE_VARIANTS.get(bundle.name, {})
@@ -106,7 +114,7 @@ def test_every_switch_has_an_alternative_to_test(bundle: Path):
         assert alternative, f"add a non-default variant of {sorted(switches)} to ALTERNATIVE_VARIANTS"
 
 
-@pytest.mark.parametrize("bundle", BUNDLES, ids=BUNDLE_IDS)
+@pytest.mark.parametrize("bundle", CONTRACT_BUNDLES, ids=BUNDLE_IDS)
 def test_multi_gpu_config_is_the_shared_override(bundle: Path):
     parser = load_config(bundle, "train")
     parser.read_config([str(bundle / "configs" / "train.yaml"), str(bundle / "configs" / "multi_gpu_train.yaml")])
@@ -132,7 +140,7 @@ def _torchrun(bundle: Path, root: Path, reports: Path, overrides: dict) -> subpr
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
 
 
-@pytest.fixture(scope="module", params=BUNDLES, ids=BUNDLE_IDS)
+@pytest.fixture(scope="module", params=CONTRACT_BUNDLES, ids=BUNDLE_IDS)
 def ddp_run(request, bundle_runs, tmp_path_factory) -> SimpleNamespace:
     bundle = request.param
     source = bundle_runs.sampled(bundle)
@@ -233,6 +241,7 @@ REPEATED_BUNDLE = "point_supervised_boundary_loss_segmentation"
 
 @pytest.mark.slow
 @pytest.mark.skipif(REPEATED_BUNDLE not in BUNDLE_IDS, reason=f"TEST_BUNDLES leaves {REPEATED_BUNDLE} out")
+@pytest.mark.skipif(REPEATED_BUNDLE in CONTRACT_PENDING, reason=f"{REPEATED_BUNDLE} is not yet on the contract")
 def test_torchrun_exits_cleanly_every_time(bundle_runs, tmp_path: Path):
     bundle = next(b for b in BUNDLES if b.name == REPEATED_BUNDLE)
     copy_sample(bundle_runs.sampled(bundle).root, tmp_path)

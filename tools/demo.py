@@ -29,7 +29,7 @@ def _format_metrics(report: dict) -> str:
     return ", ".join(parts)
 
 
-def main(names: list[str]) -> int:
+def main(names: list[str]) -> int:  # noqa: D103
     bundles = [b for b in discover_bundles() if not names or b.name in names]
     if not bundles:
         print(f"no bundle matches {names}", file=sys.stderr)

@@ -109,7 +109,7 @@ def snippet(bundle: Path) -> str:
     )
 
 
-def update(readme: Path, text: str) -> str:
+def update(readme: Path, text: str) -> str:  # noqa: D103
     content = readme.read_text()
     if START in content and END in content:
         before, rest = content.split(START, 1)
@@ -118,7 +118,7 @@ def update(readme: Path, text: str) -> str:
     return content.rstrip("\n") + "\n\n" + text + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:  # noqa: D103
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help="bundle folder names (default: every bundle)")
     parser.add_argument("--check", action="store_true", help="report stale sections instead of writing them")

@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 BUNDLE = ROOT / "bundles" / "skin_lesion_classification"
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:  # noqa: D103
     from common.transforms import ABCDE_VARIANTS
     from common.workflows import load_config
 

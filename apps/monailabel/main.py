@@ -54,7 +54,7 @@ def bundle_kind(name: str) -> str | None:
     return None
 
 
-def has_weights(bundle: Path) -> bool:
+def has_weights(bundle: Path) -> bool:  # noqa: D103
     return (bundle / "models" / "model.pt").is_file() or (bundle / "models" / "model.ts").is_file()
 
 
@@ -107,10 +107,10 @@ class BundleImageResultTask(InferTask):
         self.version = meta.get("version")
         self.valid = (self.path / "configs" / "inference.yaml").is_file() and has_weights(self.path)
 
-    def is_valid(self) -> bool:
+    def is_valid(self) -> bool:  # noqa: D102
         return self.valid
 
-    def info(self) -> dict[str, Any]:
+    def info(self) -> dict[str, Any]:  # noqa: D102
         info = super().info()
         info["version"] = self.version
         return info
@@ -127,7 +127,7 @@ class BundleImageResultTask(InferTask):
             item["fixed"] = fixed if os.path.exists(fixed) else self.resolve_image(fixed)
         return item
 
-    def __call__(self, request: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    def __call__(self, request: dict[str, Any]) -> tuple[str, dict[str, Any]]:  # noqa: D102
         from common.workflows import load_config, run_workflow
 
         start = time.time()
@@ -166,7 +166,7 @@ class ClassificationBundleInferTask(BundleInferTask):
     - the answer is also a file (the JSON document of the class scores), so ``output=image`` and the default
       multipart answer return it instead of failing with HTTP 500 (MONAI Label's classification writer returns no
       file, and its ``send_response`` then builds a ``FileResponse`` of None).
-    """
+    """  # noqa: D415
 
     def __init__(self, path: str, conf: dict[str, str], **kwargs: Any):
         super().__init__(path, conf, **kwargs)
@@ -189,11 +189,11 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def file_suffix(path: Path) -> str:
+def file_suffix(path: Path) -> str:  # noqa: D103
     return ".nii.gz" if path.name.endswith(".nii.gz") else path.suffix
 
 
-def file_stem(path: Path) -> str:
+def file_stem(path: Path) -> str:  # noqa: D103
     return path.name[: -len(file_suffix(path))]
 
 
@@ -224,7 +224,7 @@ class BundleCollectionApp(MONAILabelApp):
     def _servable(self, kinds: tuple[str, ...]) -> dict[str, Path]:
         return {n: p for n, p in self.bundles.items() if bundle_kind(n) in kinds and has_weights(p)}
 
-    def init_infers(self) -> dict[str, InferTask]:
+    def init_infers(self) -> dict[str, InferTask]:  # noqa: D102
         infers: dict[str, InferTask] = {}
         for name, path in self._servable(MONAI_LABEL_KINDS).items():
             kind = bundle_kind(name)
@@ -239,7 +239,7 @@ class BundleCollectionApp(MONAILabelApp):
         logger.info(f"Serving inference for: {sorted(infers)}")
         return infers
 
-    def init_trainers(self) -> dict[str, TrainTask]:
+    def init_trainers(self) -> dict[str, TrainTask]:  # noqa: D102
         # image-result bundles train on pairs or HR tiles, not on image/label pairs of a datastore
         trainers: dict[str, TrainTask] = {}
         for name, path in self._servable(MONAI_LABEL_KINDS).items():
@@ -248,7 +248,7 @@ class BundleCollectionApp(MONAILabelApp):
                 trainers[name] = task
         return trainers
 
-    def init_strategies(self) -> dict[str, Strategy]:
+    def init_strategies(self) -> dict[str, Strategy]:  # noqa: D102
         return {"random": Random(), "first": First()}
 
     def _resolve_image(self, image_id: str) -> str:

@@ -70,7 +70,7 @@ def build_sample_datastore(
     return inputs
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:  # noqa: D103
     sys.path.insert(0, str(REPOSITORY))
     from common.workflows import discover_bundles
 

@@ -108,7 +108,7 @@ def acdc_cases(
     return cases
 
 
-def acdc_volume_datalist(
+def acdc_volume_datalist(  # noqa: D417
     dataset_dir: str | Path,
     split: str = "train",
     fractions: Sequence[float] = (0.65, 0.10, 0.25),

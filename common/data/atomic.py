@@ -58,7 +58,7 @@ def remove_stale_temporaries(root: str | Path) -> list[Path]:
 
     Returns:
         The folders removed.
-    """
+    """  # noqa: D205
     root = Path(root)
     removed = []
     for candidate in root.parent.glob(f".{root.name}.tmp-*"):

@@ -316,7 +316,6 @@ def write_cutaneous_sample(
 
     The paper: 50 images per class at 512x512 (35 train / 15 test).
     """
-
     return write_folder_atomically(root, lambda tmp: _fill_cutaneous(tmp, seed, size, per_class), overwrite=overwrite)
 
 

@@ -43,6 +43,7 @@ from .ood_evaluation import (
 from .prepare_batch import PrepareBatchTargetDict
 from .registration import PairTimer, PrepareRegistrationBatch
 from .rvtt import RVTTTrainer, SRComparisonWriter, roi_patch_corners
+from .skin_classification import GradCAMWriter, SkinClassificationReport, gradcam_overlay, predict_probabilities
 from .tensorboard import TensorBoardStatsHandler
 from .training import (
     PLAN_FILENAME,
@@ -56,7 +57,6 @@ from .training import (
     save_torch_atomic,
     trained_switch,
 )
-from .skin_classification import GradCAMWriter, SkinClassificationReport, gradcam_overlay, predict_probabilities
 
 __all__ = [
     "QuietEngineLogs",

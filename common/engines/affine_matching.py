@@ -1,6 +1,7 @@
 """Engine pieces of feature-matching affine registration (histology): the synthetic-homography warm-up batches,
 the training-time perceptual pre-alignment over the four 90-degree rotations, and the inference-time search (four
-angles, RANSAC on the matches, NCC picks the winner, identity fallback)."""
+angles, RANSAC on the matches, NCC picks the winner, identity fallback).
+"""  # noqa: D205
 
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ class IntensityFeatures:
     def __init__(self, size: int = 32) -> None:
         self.size = size
 
-    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:  # noqa: D102
         return F.adaptive_avg_pool2d(image, self.size).flatten(1)
 
 
@@ -75,7 +76,7 @@ class PreAlignedRegistrationBatch(PrepareBatch):
         self.extractor = feature_extractor
         self.moving_key, self.fixed_key = moving_key, fixed_key
 
-    def __call__(self, batchdata: Mapping[str, torch.Tensor], device: Any = None, non_blocking: bool = False,
+    def __call__(self, batchdata: Mapping[str, torch.Tensor], device: Any = None, non_blocking: bool = False,  # noqa: D102
                  **kwargs: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:  # fmt: skip
         moving = torch.as_tensor(batchdata[self.moving_key]).to(device=device, non_blocking=non_blocking)
         fixed = torch.as_tensor(batchdata[self.fixed_key]).to(device=device, non_blocking=non_blocking)
@@ -116,7 +117,7 @@ class SyntheticHomographyBatch(PrepareBatch):
         self.keys, self.stride, self.min_tissue = tuple(keys), stride, min_tissue
         self.rng = np.random.default_rng(seed)
 
-    def __call__(self, batchdata: Mapping[str, torch.Tensor], device: Any = None, non_blocking: bool = False,
+    def __call__(self, batchdata: Mapping[str, torch.Tensor], device: Any = None, non_blocking: bool = False,  # noqa: D102
                  **kwargs: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:  # fmt: skip
         images = torch.cat([torch.as_tensor(batchdata[k]) for k in self.keys], 0).float()
         b, _, h, w = images.shape
@@ -150,7 +151,7 @@ class SyntheticHomographyBatch(PrepareBatch):
 class MatcherInferer(Inferer):
     """Warm-up inferer: the coarse matcher's confidence matrix of ``(source, target)`` channels."""
 
-    def __call__(self, inputs: torch.Tensor, network: torch.nn.Module, *args: Any, **kwargs: Any) -> torch.Tensor:
+    def __call__(self, inputs: torch.Tensor, network: torch.nn.Module, *args: Any, **kwargs: Any) -> torch.Tensor:  # noqa: D102
         return _net(network).matcher(inputs[:, 0:1], inputs[:, 1:2])
 
 
@@ -215,13 +216,13 @@ class RotationSearchInferer(Inferer):
         iterations: RANSAC iterations.
         min_matches: fewest matches to fit an affine.
         seed: RANSAC seed.
-    """
+    """  # noqa: D205
 
     def __init__(self, ransac_threshold: float = 1.0, iterations: int = 300, min_matches: int = 3, seed: int = 0):
         self.ransac_threshold, self.iterations = ransac_threshold, iterations
         self.min_matches, self.seed = min_matches, seed
 
-    def __call__(self, inputs: torch.Tensor, network: torch.nn.Module, *args: Any, **kwargs: Any) -> torch.Tensor:
+    def __call__(self, inputs: torch.Tensor, network: torch.nn.Module, *args: Any, **kwargs: Any) -> torch.Tensor:  # noqa: D102
         net = _net(network)
         stride = net.matcher.stride
         out = []

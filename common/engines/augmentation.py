@@ -264,7 +264,7 @@ def train_wgan(
     return generator.eval()
 
 
-def train_autoencoder(
+def train_autoencoder(  # noqa: D417
     images: Any,
     width: int = 16,
     latent_channels: int = 8,

@@ -50,14 +50,15 @@ def output_labels(output: Any) -> list[int]:
 
 class ProbabilityCollector:
     """Base of evaluator report handlers: gathers every iteration's probabilities, labels and source names over an
-    epoch (``self.probs``, ``self.labels``, ``self.cases``) and calls ``self(engine)`` when the epoch completes."""
+    epoch (``self.probs``, ``self.labels``, ``self.cases``) and calls ``self(engine)`` when the epoch completes.
+    """  # noqa: D205
 
     def __init__(self) -> None:
         self.probs: list[np.ndarray] = []
         self.labels: list[int] = []
         self.cases: list[str] = []
 
-    def attach(self, engine: Any) -> None:
+    def attach(self, engine: Any) -> None:  # noqa: D102
         engine.add_event_handler(Events.EPOCH_STARTED, self._reset)
         engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
         engine.add_event_handler(Events.EPOCH_COMPLETED, self)
@@ -71,5 +72,5 @@ class ProbabilityCollector:
         self.labels.extend(output_labels(engine.state.output))
         self.cases.extend(source_names(engine.state.batch, len(probs)))
 
-    def __call__(self, engine: Any) -> None:
+    def __call__(self, engine: Any) -> None:  # noqa: D102
         raise NotImplementedError

@@ -31,7 +31,8 @@ def last_iteration_of_epoch(engine: Any, iteration: int) -> bool:
 
 class QuietEngineLogs(logging.Filter):
     """Drop ignite's per-run bookkeeping records, evaluators' "Complete"/"finished" lines and the nvImageCodec
-    warning; keep everything else (metrics, per-epoch losses, warnings and errors)."""
+    warning; keep everything else (metrics, per-epoch losses, warnings and errors).
+    """  # noqa: D205
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Return False for the records this filter drops.
@@ -53,7 +54,8 @@ class QuietEngineLogs(logging.Filter):
 
 def install_quiet_logs() -> None:
     """Attach :class:`QuietEngineLogs` to the root logger's handlers (once) and silence the repeated nvImageCodec
-    warnings. ``import common`` calls it; the bundles' ``logging.conf`` configures the root handler first."""
+    warnings. ``import common`` calls it; the bundles' ``logging.conf`` configures the root handler first.
+    """  # noqa: D205
     warnings.filterwarnings("ignore", message="NvImgCodecPydicomReader: nvImageCodec decoder plugin")
     logging.getLogger("monai.data.nvimgcodec_pydicom_plugin").setLevel(logging.ERROR)
     for handler in logging.getLogger().handlers:

@@ -47,7 +47,7 @@ def summary_table(metrics: dict[str, Any], num_cases: int, path: str | Path, lim
 
     Returns:
         The table as one multi-line string.
-    """
+    """  # noqa: D205
     scalars = [(k, v) for k, v in metrics.items() if isinstance(v, int | float) or v is None]
     width = max((len(k) for k, _ in scalars[:limit]), default=0)
     lines = [f"{num_cases} cases; metrics written to {path}"]
@@ -100,7 +100,7 @@ class MetricsReport:
         self.extra = dict(extra or {})
         self._cases: list[str] = []
 
-    def attach(self, engine: Any) -> None:
+    def attach(self, engine: Any) -> None:  # noqa: D102
         engine.add_event_handler(Events.EPOCH_STARTED, self._reset)
         engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect_names)
         engine.add_event_handler(Events.EPOCH_COMPLETED, self)
@@ -122,7 +122,7 @@ class MetricsReport:
             return self.class_names
         return ["all"] if count == 1 else [str(i) for i in range(count)]
 
-    def __call__(self, engine: Any) -> None:
+    def __call__(self, engine: Any) -> None:  # noqa: D102
         report: dict[str, Any] = {"metrics": {}, "per_class": {}, "cases": {}, **self.extra}
         for name, value in engine.state.metrics.items():
             if isinstance(value, torch.Tensor):

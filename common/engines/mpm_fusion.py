@@ -25,7 +25,7 @@ __all__ = ["ClassProbabilityWriter", "MPMClassificationReport", "train_fusion_au
 logger = logging.getLogger(__name__)
 
 
-def train_fusion_autoencoder(
+def train_fusion_autoencoder(  # noqa: D417
     network: torch.nn.Module,
     dataset: torch.utils.data.Dataset,
     epochs: int,
@@ -51,7 +51,7 @@ def train_fusion_autoencoder(
 
     Returns:
         the mean loss of each epoch.
-    """
+    """  # noqa: D205
     model = getattr(network, "module", network)
     if not getattr(model, "fusion", False):
         return []
@@ -96,7 +96,7 @@ class MPMClassificationReport(ProbabilityCollector):
         output_dir: where ``metrics.json`` goes.
         class_names: the two class names in label order.
         extra: more top-level fields for the report.
-    """
+    """  # noqa: D205
 
     def __init__(
         self, output_dir: str | Path, class_names: Sequence[str] = ("FA", "FTC"), extra: Mapping | None = None
@@ -106,7 +106,7 @@ class MPMClassificationReport(ProbabilityCollector):
         self.class_names = list(class_names)
         self.extra = dict(extra or {})
 
-    def __call__(self, engine: Any) -> None:
+    def __call__(self, engine: Any) -> None:  # noqa: D102
         probs = np.stack(self.probs)
         labels = np.asarray(self.labels)
         metrics = binary_classification_summary(probs, labels, self.class_names)
@@ -137,16 +137,16 @@ class ClassProbabilityWriter:
     Args:
         output_dir: output folder.
         class_names: class names in channel order.
-    """
+    """  # noqa: D205
 
     def __init__(self, output_dir: str | Path, class_names: Sequence[str] = ("FA", "FTC")) -> None:
         self.output_dir = Path(output_dir)
         self.class_names = list(class_names)
 
-    def attach(self, engine: Any) -> None:
+    def attach(self, engine: Any) -> None:  # noqa: D102
         engine.add_event_handler(Events.ITERATION_COMPLETED, self)
 
-    def __call__(self, engine: Any) -> None:
+    def __call__(self, engine: Any) -> None:  # noqa: D102
         probs = output_probabilities(engine.state.output)
         names = source_names(engine.state.batch, len(probs))
         self.output_dir.mkdir(parents=True, exist_ok=True)

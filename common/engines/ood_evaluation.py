@@ -83,7 +83,7 @@ OOD_METHODS = (
 class ExitsInferer(Inferer):
     """Inferer returning every exit's logits ``[B, exits, C]`` (``network.forward_exits``), for multi-exit training."""
 
-    def __call__(self, inputs: torch.Tensor, network: Any, *args: Any, **kwargs: Any) -> torch.Tensor:
+    def __call__(self, inputs: torch.Tensor, network: Any, *args: Any, **kwargs: Any) -> torch.Tensor:  # noqa: D102
         # a DistributedDataParallel wrapper exposes only forward(): reach the wrapped module (untested on GPUs)
         return getattr(network, "module", network).forward_exits(inputs)
 
@@ -423,7 +423,7 @@ class OODEvaluationReport:
         self.seed = seed
         self.extra = dict(extra or {})
 
-    def attach(self, engine: Any) -> None:
+    def attach(self, engine: Any) -> None:  # noqa: D102
         engine.add_event_handler(Events.EPOCH_COMPLETED, self)
 
     def compute(self) -> dict[str, Any]:
@@ -526,7 +526,7 @@ class OODEvaluationReport:
             result[method] = rows
         return result
 
-    def __call__(self, engine: Any) -> None:
+    def __call__(self, engine: Any) -> None:  # noqa: D102
         report = self.compute()
         for name, value in engine.state.metrics.items():
             if isinstance(value, (int, float)):
@@ -578,7 +578,7 @@ class OODInferenceWriter:
         self.thresholds: dict[str, Any] | None = None
         self.members: list[torch.nn.Module] = []
 
-    def attach(self, engine: Any) -> None:
+    def attach(self, engine: Any) -> None:  # noqa: D102
         engine.add_event_handler(Events.STARTED, self._load)
         engine.add_event_handler(Events.ITERATION_COMPLETED, self)
 
@@ -596,7 +596,7 @@ class OODInferenceWriter:
         if self.ensemble_dir and self.member_factory:
             self.members = load_ensemble(self.ensemble_dir, self.member_factory, self.device)
 
-    def __call__(self, engine: Any) -> None:
+    def __call__(self, engine: Any) -> None:  # noqa: D102
         if self.thresholds is None:
             self._load()
         batch = engine.state.batch
@@ -636,7 +636,8 @@ class OODInferenceWriter:
 
 def _source_names(batch: Any, count: int) -> list[str]:
     """File names of a batch, collated (a dict) or decollated (a list of dicts), from MONAI's
-    ``filename_or_obj`` meta data; ``image_<k>`` when unknown."""
+    ``filename_or_obj`` meta data; ``image_<k>`` when unknown.
+    """  # noqa: D205
     if isinstance(batch, Mapping):
         names = (getattr(batch["image"], "meta", {}) or {}).get("filename_or_obj")
         if isinstance(names, str):

@@ -26,7 +26,7 @@ class PrepareBatchTargetDict(PrepareBatch):
         self.target_keys = tuple(target_keys)
         self.image_key = image_key
 
-    def __call__(
+    def __call__(  # noqa: D102
         self,
         batchdata: dict[str, torch.Tensor],
         device: str | torch.device | None = None,

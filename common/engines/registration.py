@@ -41,7 +41,7 @@ class PrepareRegistrationBatch(PrepareBatch):
         self.image_key, self.moving_key, self.fixed_key = image_key, moving_key, fixed_key
         self.label_key, self.fixed_label_key = label_key, fixed_label_key
 
-    def __call__(
+    def __call__(  # noqa: D102
         self,
         batchdata: Mapping[str, torch.Tensor],
         device: str | torch.device | None = None,
@@ -79,7 +79,7 @@ class PairTimer:
         self._total = 0.0
         self._pairs = 0
 
-    def attach(self, engine: Any) -> None:
+    def attach(self, engine: Any) -> None:  # noqa: D102
         engine.add_event_handler(Events.EPOCH_STARTED, self._reset)
         engine.add_event_handler(Events.GET_BATCH_COMPLETED, self._tic)
         engine.add_event_handler(IterationEvents.FORWARD_COMPLETED, self._toc)

@@ -257,10 +257,10 @@ class SRComparisonWriter:
         self.crop = int(crop)
         self.postfix = postfix
 
-    def attach(self, engine: Any) -> None:
+    def attach(self, engine: Any) -> None:  # noqa: D102
         engine.add_event_handler(Events.ITERATION_COMPLETED, self)
 
-    def __call__(self, engine: Any) -> None:
+    def __call__(self, engine: Any) -> None:  # noqa: D102
         output = engine.state.output
         for index, item in enumerate(output if isinstance(output, list) else [output]):
             lr = item["image"]

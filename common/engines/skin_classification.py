@@ -117,7 +117,7 @@ class SkinClassificationReport(ProbabilityCollector):
             metrics.update({f"baseline_{k}": v for k, v in baselines.items()})
         return metrics
 
-    def __call__(self, engine: Any) -> None:
+    def __call__(self, engine: Any) -> None:  # noqa: D102
         probs = np.stack(self.probs)
         labels = np.asarray(self.labels)
         # the detector's metrics first: summaries (make demo) show the leading keys
@@ -190,7 +190,7 @@ class GradCAMWriter:
         class_names: class names in logit order.
         explain_class: class index to explain (e.g. 0 = melanoma) or ``None`` for each image's predicted class.
         image_key: the network input's key in the batch.
-    """
+    """  # noqa: D205
 
     def __init__(
         self,
@@ -209,7 +209,7 @@ class GradCAMWriter:
         self.image_key = image_key
         self._cam = None
 
-    def attach(self, engine: Any) -> None:
+    def attach(self, engine: Any) -> None:  # noqa: D102
         engine.add_event_handler(Events.ITERATION_COMPLETED, self)
 
     def cam(self, images: torch.Tensor, class_index: int) -> np.ndarray:
@@ -223,7 +223,7 @@ class GradCAMWriter:
             heat = self._cam(images.detach().clone().requires_grad_(True), class_idx=class_index)
         return heat[:, 0].detach().cpu().numpy()
 
-    def __call__(self, engine: Any) -> None:
+    def __call__(self, engine: Any) -> None:  # noqa: D102
         probs = output_probabilities(engine.state.output)
         names = source_names(engine.state.batch, len(probs))
         batch = engine.state.batch

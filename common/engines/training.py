@@ -58,7 +58,8 @@ logger = logging.getLogger(__name__)
 
 def save_torch_atomic(obj: Any, path: str | os.PathLike) -> Path:
     """``torch.save`` through a temporary file in the same folder and ``os.replace``: a reader (or a kill at any
-    moment) sees the old file or the new one, never a truncated one."""
+    moment) sees the old file or the new one, never a truncated one.
+    """  # noqa: D205
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -95,7 +96,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", weights_
 
 def network_arguments(spec: Any) -> dict[str, Any]:
     """Class path and constructor arguments of a network spec (a config component with ``_mode_: callable``,
-    which MONAI resolves to ``functools.partial(cls, **arguments)``), as JSON-ready values."""
+    which MONAI resolves to ``functools.partial(cls, **arguments)``), as JSON-ready values.
+    """  # noqa: D205
     if not isinstance(spec, functools.partial):
         raise TypeError(f"network_spec must be a config component with `_mode_: callable`, got {type(spec).__name__}")
     target = f"{spec.func.__module__}.{spec.func.__qualname__}"

@@ -1,5 +1,6 @@
 """Losses of unsupervised feature-matching affine registration: local NCC of the affinely warped source, and the
-supervised coarse-matching loss of the synthetic-homography warm-up."""
+supervised coarse-matching loss of the synthetic-homography warm-up.
+"""  # noqa: D205
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ class AffineNCCLoss(nn.Module):
         super().__init__()
         self.window = window
 
-    def forward(self, pred: torch.Tensor, targets: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    def forward(self, pred: torch.Tensor, targets: Mapping[str, torch.Tensor]) -> torch.Tensor:  # noqa: D102
         from common.transforms.affine_histology import warp_affine
 
         moving, fixed = targets["moving"], targets["fixed"]
@@ -59,7 +60,7 @@ class CoarseMatchingLoss(nn.Module):
         super().__init__()
         self.eps = eps
 
-    def forward(self, conf: torch.Tensor, targets: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    def forward(self, conf: torch.Tensor, targets: Mapping[str, torch.Tensor]) -> torch.Tensor:  # noqa: D102
         gt = targets["gt"]
         valid = gt >= 0
         if not bool(valid.any()):

@@ -35,7 +35,7 @@ class FusionReconstructionLoss(nn.Module):
             raise ValueError(f"{reconstruction.shape[1]} channels but {len(self.weights)} weights {self.weights}")
         return F.mse_loss(reconstruction, target, reduction="none").mean(dim=(0, 2, 3))
 
-    def forward(self, output: torch.Tensor | Sequence[torch.Tensor], target: torch.Tensor) -> torch.Tensor:
+    def forward(self, output: torch.Tensor | Sequence[torch.Tensor], target: torch.Tensor) -> torch.Tensor:  # noqa: D102
         reconstruction = output[1] if isinstance(output, (tuple, list)) else output
         terms = self.terms(reconstruction, target)
         return (terms * torch.as_tensor(self.weights, dtype=terms.dtype, device=terms.device)).sum()
@@ -43,9 +43,10 @@ class FusionReconstructionLoss(nn.Module):
 
 class OneHotBCEWithLogitsLoss(nn.Module):
     """Binary cross-entropy of per-class sigmoid outputs against one-hot targets (the paper's classifier loss: two
-    sigmoid outputs, BCE on one-hot labels). Targets are class indices ``(B,)`` / ``(B, 1)`` or one-hot ``(B, C)``."""
+    sigmoid outputs, BCE on one-hot labels). Targets are class indices ``(B,)`` / ``(B, 1)`` or one-hot ``(B, C)``.
+    """  # noqa: D205
 
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # noqa: D102
         if target.ndim == logits.ndim and target.shape == logits.shape:
             one_hot = target.float()
         else:

@@ -32,14 +32,14 @@ def diffusion_regularizer(ddf: torch.Tensor) -> torch.Tensor:
     return torch.stack(terms).mean()
 
 
-def soft_dice_loss(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+def soft_dice_loss(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:  # noqa: D417
     """``1 - mean_k 2|p_k t_k| / (|p_k|^2 + |t_k|^2)`` over one-hot channels (background included, squared
     denominators, as the Dice loss of the authors' 3D code).
 
     Args:
         pred: ``(batch, classes, *spatial)`` warped one-hot moving labels (linear interpolation keeps them soft).
         target: one-hot fixed labels of the same shape.
-    """
+    """  # noqa: D205
     dims = tuple(range(2, pred.dim()))
     intersection = (pred * target).sum(dims)
     denominator = pred.square().sum(dims) + target.square().sum(dims)

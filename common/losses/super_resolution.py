@@ -80,7 +80,7 @@ class VGGFeatureExtractor(nn.Module):
         """The extractor stays in evaluation mode (frozen)."""
         return super().train(False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         return self.net((x - self.mean) / self.std)
 
 
@@ -95,7 +95,7 @@ class PerceptualLoss(nn.Module):
         super().__init__()
         self.extractor = extractor if extractor is not None else VGGFeatureExtractor()
 
-    def forward(self, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+    def forward(self, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:  # noqa: D102
         with torch.no_grad():
             target = self.extractor(hr)
         return F.l1_loss(self.extractor(sr), target)
@@ -126,7 +126,7 @@ class EdgeWeightedL1Loss(nn.Module):
         peak = magnitude.flatten(1).amax(dim=1).clamp_min(1e-8).view(-1, 1, 1, 1)
         return 1.0 + self.alpha * magnitude / peak
 
-    def forward(self, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+    def forward(self, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:  # noqa: D102
         weight = self.edge_weight(hr.detach())
         return (weight * (sr - hr).abs()).sum() / (weight.sum() * sr.shape[1])
 
@@ -154,7 +154,7 @@ class ReconstructionLoss(nn.Module):
         self.pixel = EdgeWeightedL1Loss(edge_alpha) if edge_alpha is not None else nn.L1Loss()
         self.perceptual = PerceptualLoss(extractor) if self.perceptual_weight > 0 else None
 
-    def forward(self, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+    def forward(self, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:  # noqa: D102
         loss = self.eta * self.pixel(sr, hr)
         if self.perceptual is not None:
             loss = loss + self.perceptual_weight * self.perceptual(sr, hr)
@@ -179,7 +179,7 @@ class RelativisticPairLoss(nn.Module):
         super().__init__()
         self.average = bool(average)
 
-    def forward(self, c_real: torch.Tensor, c_fake: torch.Tensor) -> torch.Tensor:
+    def forward(self, c_real: torch.Tensor, c_fake: torch.Tensor) -> torch.Tensor:  # noqa: D102
         if c_real.shape != c_fake.shape:
             raise ValueError(f"score shapes differ: {tuple(c_real.shape)} vs {tuple(c_fake.shape)}")
         other_fake = c_fake.mean() if self.average else c_fake

@@ -78,10 +78,10 @@ class ANHIRMetric(Metric):
         self._name = aggregate
         super().__init__(output_transform=output_transform)
 
-    def reset(self) -> None:
+    def reset(self) -> None:  # noqa: D102
         self._pairs: list[dict[str, float]] = []
 
-    def update(self, output: Any) -> None:
+    def update(self, output: Any) -> None:  # noqa: D102
         items = output if isinstance(output, list) else [output]
         for item in items:
             fixed = np.asarray(item["fixed_landmarks"], np.float64)
@@ -91,7 +91,7 @@ class ANHIRMetric(Metric):
             diag = float(np.hypot(h, w))
             self._pairs.append(anhir_pair_scores(relative_tre(warped, fixed, diag), relative_tre(moving, fixed, diag)))
 
-    def compute(self) -> float:
+    def compute(self) -> float:  # noqa: D102
         agg = anhir_aggregates(self._pairs)
         if self.save_details and self._engine is not None:
             column = {"MMrTRE": "MrTRE", "AMrTRE": "MrTRE", "MArTRE": "ArTRE", "AArTRE": "ArTRE"}.get(
@@ -110,6 +110,6 @@ class ANHIRMetric(Metric):
             output = [{**b, **o} if isinstance(b, dict) and isinstance(o, dict) else o for b, o in zip(batch, output)]
         self.update(output)
 
-    def attach(self, engine: Any, name: str, *args: Any, **kwargs: Any) -> None:
+    def attach(self, engine: Any, name: str, *args: Any, **kwargs: Any) -> None:  # noqa: D102
         self._engine, self._name = engine, name
         super().attach(engine, name, *args, **kwargs)

@@ -75,7 +75,7 @@ def multiclass_summary(
     ``f1_<c>`` of the argmax prediction; macro averages run over the classes present in ``labels``.
 
     Also ``auc_<c>``: one-vs-rest AUC of each present class's probability (NaN when it cannot be computed).
-    """
+    """  # noqa: D205
     p = np.asarray(probabilities, dtype=np.float64)
     y = np.asarray(labels).reshape(-1).astype(int)
     if p.ndim != 2 or p.shape[1] != len(class_names) or p.shape[0] != len(y):

@@ -75,7 +75,8 @@ def frechet_distance(features_a: Any, features_b: Any) -> float:
 
 class _RandomConvFeatures(nn.Module):
     """Four stride-2 3x3 convolutions with ReLU (He-initialised from a seed, zero bias); the features are the
-    global averages of all four stages' maps (colour at the first stage, coarser texture later), concatenated."""
+    global averages of all four stages' maps (colour at the first stage, coarser texture later), concatenated.
+    """  # noqa: D205
 
     def __init__(self, seed: int, dim: int) -> None:
         super().__init__()
@@ -132,7 +133,7 @@ class _InceptionPool(nn.Module):
 
 
 def inception_feature_extractor(weights_path: str | Path) -> nn.Module:
-    """torchvision Inception-v3 with the state dict in a LOCAL file, classifier removed: 2048-d pool features.
+    """Torchvision Inception-v3 with the state dict in a LOCAL file, classifier removed: 2048-d pool features.
 
     Built with ``inception_v3(weights=None, aux_logits=False, init_weights=False)`` (nothing is downloaded); keys of
     the auxiliary classifier and of ``fc`` in the file are ignored.
@@ -228,7 +229,7 @@ def image_features(
     return torch.cat(chunks).flatten(1).double().numpy()
 
 
-def fid_between_folders(
+def fid_between_folders(  # noqa: D417
     folder_a: str | Path,
     folder_b: str | Path,
     extractor: Callable[[torch.Tensor], torch.Tensor] | None = None,

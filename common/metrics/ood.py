@@ -131,7 +131,7 @@ class MultiLevelRule:
         self.sorted = np.sort(scores, axis=0)
 
     @property
-    def num_exits(self) -> int:
+    def num_exits(self) -> int:  # noqa: D102
         return int(self.sorted.shape[1])
 
     def combined(self, scores: np.ndarray) -> np.ndarray:
@@ -190,7 +190,7 @@ def fpr_at_tpr(id_scores: np.ndarray, ood_scores: np.ndarray, tpr: float = 0.95)
     return fpr_at_threshold(ood_scores, fit_threshold(id_scores, tpr))
 
 
-def bootstrap_ci(
+def bootstrap_ci(  # noqa: D417
     statistic: Callable[[np.ndarray, np.ndarray], float],
     id_scores: np.ndarray,
     ood_scores: np.ndarray,

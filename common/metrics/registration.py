@@ -3,7 +3,7 @@ determinant) percentage, and the MONAI cumulative metrics / ignite handlers that
 
 Displacements follow MONAI's DDF convention: ``(batch, spatial_dims, *spatial)``, voxel units, channel ``i`` along
 spatial axis ``i``; the transform is ``x -> x + ddf(x)``.
-"""
+"""  # noqa: D205
 
 from __future__ import annotations
 
@@ -99,7 +99,7 @@ class LabelDiceMetric(CumulativeIterationMetric):
             raise ValueError("LabelDiceMetric needs the fixed labels as y")
         return label_dice(y_pred, y, self.ignore).reshape(-1, 1)
 
-    def aggregate(self) -> torch.Tensor:
+    def aggregate(self) -> torch.Tensor:  # noqa: D102
         data = self.get_buffer()
         if not isinstance(data, torch.Tensor) or data.numel() == 0:
             return torch.tensor(float("nan"))
@@ -113,7 +113,7 @@ class FoldingMetric(CumulativeIterationMetric):
     def _compute_tensor(self, y_pred: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return folding_percentage(y_pred).reshape(-1, 1)
 
-    def aggregate(self) -> torch.Tensor:
+    def aggregate(self) -> torch.Tensor:  # noqa: D102
         data = self.get_buffer()
         if not isinstance(data, torch.Tensor) or data.numel() == 0:
             return torch.tensor(float("nan"))

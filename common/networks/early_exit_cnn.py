@@ -166,7 +166,7 @@ class MultiExitLoss(nn.Module):
         weight = None if class_weights is None else torch.as_tensor(list(class_weights), dtype=torch.float32)
         self.register_buffer("class_weights", weight, persistent=False)
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # noqa: D102
         target = target.reshape(-1).long()
         weight = None if self.class_weights is None else self.class_weights.to(pred.device)
         if pred.ndim == 2:

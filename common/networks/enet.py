@@ -32,7 +32,7 @@ Choices the paper leaves open: PReLU is used in the decoder too (the paper says 
 Torch code used ReLU in the decoder), and the final full convolution is 3x3 (the Torch code used 2x2).
 
 The module is TorchScript-scriptable (``torch.jit.script``), as MONAI's ``ckpt_export`` requires.
-"""
+"""  # noqa: D205
 
 from __future__ import annotations
 

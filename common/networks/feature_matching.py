@@ -47,7 +47,7 @@ class CoarseBackbone(nn.Module):
             nn.Conv2d(dim, dim, 3, padding=1),
         )  # fmt: skip
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         return self.layers(x)
 
 
@@ -279,7 +279,7 @@ class AffineMatchingNet(nn.Module):
         points = soft_points(conf, xy, stride, self.radius)
         return xy.unsqueeze(0).expand(x.shape[0], -1, -1), points, weights
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         source_xy, target_xy, weights = self.matches(x)
         count = (weights > 0).sum(1)
         enough = (count >= self.min_matches).view(-1, 1)

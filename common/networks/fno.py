@@ -28,10 +28,8 @@ Pieces (paper §2.3; details the paper leaves open follow the authors' public co
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from monai.networks.layers import Conv, Norm
@@ -236,7 +234,7 @@ class FourierLayer(nn.Module):
         self.act = nn.GELU() if activation else nn.Identity()
         self.residual = residual
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         y = self.act(self.spectral(x) + self.skip(x))
         return x + y if self.residual else y
 
@@ -265,7 +263,7 @@ class FourierUnit(nn.Module):
             _conv(spatial_dims, 2 * channels, 2 * channels), _batch_norm(spatial_dims, 2 * channels), nn.ReLU()
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         sizes = [x.shape[d] for d in self.fft_dims]
         spec = torch.fft.rfftn(x.float(), dim=self.fft_dims, norm=self.fft_norm)
         b, c = spec.shape[0], spec.shape[1]
@@ -295,7 +293,7 @@ class SpectralTransform(nn.Module):
         self.expand = _conv(spatial_dims, half, channels, bias=False)
         self.out = nn.Sequential(_batch_norm(spatial_dims, channels), nn.ReLU())
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         y = self.reduce(x)
         y = self.fourier(y) + y
         return self.out(self.expand(y))
@@ -311,7 +309,7 @@ class SpectralTransformBlock(nn.Module):
         self.first = SpectralTransform(spatial_dims, channels, fft_axes, fft_norm)
         self.second = SpectralTransform(spatial_dims, channels, fft_axes, fft_norm)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         return x + self.second(self.first(x))
 
 
@@ -425,7 +423,7 @@ class DisplacementFieldNet(nn.Module):
 
     Raises:
         ValueError: for an unknown ``units``.
-    """
+    """  # noqa: E501
 
     def __init__(
         self,

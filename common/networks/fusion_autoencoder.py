@@ -156,7 +156,7 @@ class ChannelSelector(nn.Module):
         """The classifier's 3-channel input (same name as :meth:`FusionAutoencoder.encode`)."""
         return self.forward(x)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         x = x[:, self.channels]
         if x.shape[1] < 3:
             x = x.repeat(1, self.repeat, 1, 1)
@@ -192,7 +192,7 @@ class FusionClassifier(nn.Module):
         """The classifier's 3-channel input before resizing (the fused latent, or the selected channels)."""
         return self.front.encode(x)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         z = self.input_norm(self.front_features(x))
         if z.shape[-1] != self.classifier_size or z.shape[-2] != self.classifier_size:
             z = F.interpolate(
@@ -207,7 +207,7 @@ class FusionClassifier(nn.Module):
         self.front_frozen = True
         self.front.eval()
 
-    def train(self, mode: bool = True) -> FusionClassifier:
+    def train(self, mode: bool = True) -> FusionClassifier:  # noqa: D102
         super().train(mode)
         if self.front_frozen:
             self.front.eval()

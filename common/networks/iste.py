@@ -210,7 +210,7 @@ class SwinIREncoder(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.conv_after_body = nn.Conv2d(dim, dim, 3, padding=1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         h, w = x.shape[-2], x.shape[-1]
         pad_h = (self.window - h % self.window) % self.window
         pad_w = (self.window - w % self.window) % self.window
@@ -245,7 +245,7 @@ class LocalFeatureInteractor(nn.Module):
         self.to_v = nn.Linear(dim, dim)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, feat: torch.Tensor) -> torch.Tensor:
+    def forward(self, feat: torch.Tensor) -> torch.Tensor:  # noqa: D102
         b, c, h, w = feat.shape
         padded = F.pad(feat, [1, 1, 1, 1], mode="replicate")
         window = F.unfold(padded, kernel_size=3).reshape(b, c, 9, h * w)  # 3x3 neighbourhood of every position
@@ -281,10 +281,10 @@ class TextureLearner(nn.Module):
         self.freq_y = nn.Conv2d(dim, texture_dim, 3, padding=1)
         self.phase = nn.Sequential(nn.Linear(2, texture_dim), nn.ReLU(), nn.Linear(texture_dim, texture_dim))
 
-    def maps(self, feat: torch.Tensor) -> torch.Tensor:
+    def maps(self, feat: torch.Tensor) -> torch.Tensor:  # noqa: D102
         return torch.cat([self.amplitude(feat), self.freq_x(feat), self.freq_y(feat)], dim=1)
 
-    def forward(
+    def forward(  # noqa: D102
         self, amp: torch.Tensor, freq_x: torch.Tensor, freq_y: torch.Tensor, rel: torch.Tensor, rel_cell: torch.Tensor
     ) -> torch.Tensor:
         phase = math.pi * torch.sigmoid(self.phase(rel_cell))
@@ -398,7 +398,8 @@ class ISTE(nn.Module):
     @torch.jit.export
     def encode(self, image: torch.Tensor) -> torch.Tensor:
         """LR image ``(B, C, h, w)`` in [0, 1] -> latent ``(B, dim + 3 * texture_dim, h, w)``: the pixel features
-        (``F_LFI``, or ``F_LR`` without LFI) followed by the Texture Learner's Amp, FreqX and FreqY maps."""
+        (``F_LFI``, or ``F_LR`` without LFI) followed by the Texture Learner's Amp, FreqX and FreqY maps.
+        """  # noqa: D205
         feat = self.encoder(image)
         pixel = feat
         if self.lfi is not None:

@@ -67,7 +67,7 @@ class ResidualDenseBlock(nn.Module):
             conv.weight.data.mul_(0.1)
             nn.init.zeros_(conv.bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         features = [x]
         out = x
         for i, conv in enumerate(self.convs):
@@ -92,7 +92,7 @@ class ResidualInResidualDenseBlock(nn.Module):
         self.res_scale = float(res_scale)
         self.blocks = nn.Sequential(*(ResidualDenseBlock(channels, growth, res_scale) for _ in range(3)))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         return x + self.res_scale * self.blocks(x)
 
 
@@ -159,7 +159,7 @@ class RRDBGenerator(nn.Module):
             nn.init.zeros_(self.tail[-1].weight)
             nn.init.zeros_(self.tail[-1].bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         features = self.head(x)
         features = features + self.body_tail(self.body(features))
         out = self.tail(self.upsample(features))

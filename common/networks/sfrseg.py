@@ -150,5 +150,5 @@ class SFRSegNet(nn.Module):
             x = stage(x, skips[len(skips) - 1 - i])
         return self.head(x)
 
-    def extra_repr(self) -> str:
+    def extra_repr(self) -> str:  # noqa: D102
         return f"pooling={self.pooling!r}"

@@ -154,5 +154,5 @@ class IEWADWTDown(nn.Module):
             out = out.reshape(b, channels, self.num_kernels, h, w).transpose(1, 2).reshape(b, -1, h, w)
         return out
 
-    def extra_repr(self) -> str:
+    def extra_repr(self) -> str:  # noqa: D102
         return f"bands={tuple(self.bands)}, reduce={self.reduce!r}"

@@ -41,7 +41,7 @@ Decisions where the paper is vague (digest gaps 5-8):
   in the paper) but the mask is zero-padded by default (``mask_padding="zeros"``): the mirrored skin/lesion copies
   are not new lesion pixels, and this is what makes the foreground ratio reach ``target`` (a lesion covering more
   than 78.5% of an image touches the image edge, so a reflected mask would keep the ratio high).
-"""
+"""  # noqa: D205
 
 from __future__ import annotations
 
@@ -148,7 +148,8 @@ def _centroid(binary: np.ndarray) -> tuple[float, float]:
 
 def _centre_and_rotate(array: np.ndarray, centroid: tuple[float, float], angle: float, order: int) -> np.ndarray:
     """Resample ``(C, H, W)`` so ``centroid`` lands on the image centre, rotated counter-clockwise by ``angle``
-    degrees about it (as displayed, rows pointing down); reflection outside the image."""
+    degrees about it (as displayed, rows pointing down); reflection outside the image.
+    """  # noqa: D205
     height, width = array.shape[-2:]
     centre = np.array([(height - 1) / 2.0, (width - 1) / 2.0])
     theta = math.radians(angle)
@@ -213,7 +214,8 @@ def _luma(image: np.ndarray, img_ref: Any) -> np.ndarray:
 def _window_start(centre: float, side: float, length: int) -> float:
     """Start (in pixel-edge coordinates, pixel ``k`` spanning ``[k, k + 1)``) of a ``side``-long window on an axis of
     ``length`` pixels: centred on the pixel index ``centre`` and shifted inside the axis when it fits, else centred
-    on the axis (the rest is padding)."""
+    on the axis (the rest is padding).
+    """  # noqa: D205
     if side <= length:
         return min(max(centre + 0.5 - side / 2.0, 0.0), length - side)
     return (length - side) / 2.0
@@ -320,15 +322,15 @@ class RemoveAsymmetryd(Randomizable, MapTransform):
         self.mask_key = mask_key
         self.op = RemoveAsymmetry(angle_range)
 
-    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None):
+    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None):  # noqa: D102
         super().set_random_state(seed, state)
         self.op.set_random_state(seed, state)
         return self
 
-    def randomize(self, data: Any = None) -> None:
+    def randomize(self, data: Any = None) -> None:  # noqa: D102
         self.op.randomize(data)
 
-    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:  # noqa: D102
         d = dict(data)
         mask = _require(d, self.mask_key, "RemoveAsymmetryd")
         self.randomize()
@@ -372,7 +374,7 @@ class ConcealBorders(Transform):
         """The ``(H, W)`` float32 band in [0, 1] for ``mask``."""
         return _border_band(_mask(mask), self.width_factor, self.sigma_factor)
 
-    def __call__(self, img: ArrayLike, mask: Any) -> ArrayLike:
+    def __call__(self, img: ArrayLike, mask: Any) -> ArrayLike:  # noqa: D102
         image = _image(img)
         band = _border_band(_mask(mask, image, img), self.width_factor, self.sigma_factor)
         return _like(image * (1.0 - band) + float(self.fill_value) * band, img)
@@ -401,7 +403,7 @@ class ConcealBordersd(MapTransform):
         self.mask_key = mask_key
         self.op = ConcealBorders(width_factor, sigma_factor, fill_value)
 
-    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:  # noqa: D102
         d = dict(data)
         mask = _require(d, self.mask_key, "ConcealBordersd")
         for key in self.key_iterator(d):
@@ -418,9 +420,9 @@ class ToGrayscale(Transform):
 
     Raises:
         ValueError: image not ``(C, H, W)`` or with a channel count other than 1 or 3.
-    """
+    """  # noqa: D205
 
-    def __call__(self, img: ArrayLike) -> ArrayLike:
+    def __call__(self, img: ArrayLike) -> ArrayLike:  # noqa: D102
         return _like(_luma(_image(img), img), img)
 
 
@@ -436,7 +438,7 @@ class ToGrayscaled(MapTransform):
         super().__init__(keys, allow_missing_keys)
         self.op = ToGrayscale()
 
-    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:  # noqa: D102
         d = dict(data)
         for key in self.key_iterator(d):
             d[key] = self.op(d[key])
@@ -453,12 +455,12 @@ class MaskAsImage(Transform):
 
     Raises:
         ValueError: image not ``(C, H, W)``; mask spatial shape differs from the image; empty mask.
-    """
+    """  # noqa: D205
 
     def __init__(self, foreground_value: float | None = 1.0) -> None:
         self.foreground_value = foreground_value
 
-    def __call__(self, img: ArrayLike, mask: Any) -> ArrayLike:
+    def __call__(self, img: ArrayLike, mask: Any) -> ArrayLike:  # noqa: D102
         image = _image(img)
         binary = _mask(mask, image, img)
         value = float(image.max()) if self.foreground_value is None else float(self.foreground_value)
@@ -487,7 +489,7 @@ class MaskAsImaged(MapTransform):
         self.mask_key = mask_key
         self.op = MaskAsImage(foreground_value)
 
-    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:  # noqa: D102
         d = dict(data)
         mask = _require(d, self.mask_key, "MaskAsImaged")
         for key in self.key_iterator(d):
@@ -551,7 +553,7 @@ class FixForegroundRatiod(MapTransform):
         self.mask_key = mask_key
         self.op = FixForegroundRatio(target, mask_padding)
 
-    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:  # noqa: D102
         d = dict(data)
         mask = _require(d, self.mask_key, "FixForegroundRatiod")
         binary = None
@@ -619,14 +621,14 @@ class DebaseABCDEd(Randomizable, MapTransform):
             "diameter": FixForegroundRatiod(*args, target, mask_padding, allow_missing_keys),
         }
 
-    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None):
+    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None):  # noqa: D102
         super().set_random_state(seed, state)
         self.asymmetry.set_random_state(seed, state)
         return self
 
-    def randomize(self, data: Any = None) -> None:
+    def randomize(self, data: Any = None) -> None:  # noqa: D102
         self.asymmetry.randomize(data)
 
-    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:  # noqa: D102
         op = self.ops[self.variant]
         return dict(data) if op is None else op(data)

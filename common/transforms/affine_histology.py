@@ -131,7 +131,7 @@ class HistologyCanvasd(MapTransform):
         self.size = size
         self.keep_original = keep_original
 
-    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, object]:
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, object]:  # noqa: D102
         d = dict(data)
         for key in self.key_iterator(d):
             image = d[key]
@@ -170,7 +170,7 @@ class AffineToOriginald(MapTransform):
         self.output_key, self.moving_key, self.fixed_key = output_key, moving_key, fixed_key
         self.landmarks_key, self.name_key = landmarks_key, name_key
 
-    def __call__(self, data: Mapping[Hashable, object]) -> dict[Hashable, object]:
+    def __call__(self, data: Mapping[Hashable, object]) -> dict[Hashable, object]:  # noqa: D102
         d = dict(data)
         for key in self.key_iterator(d):
             a = affine_to_3x3(d[key])
@@ -235,7 +235,7 @@ class SaveAffineOutputsd(MapTransform):
         self.moving_key, self.fixed_key = moving_key, fixed_key
         self.moving_original_key, self.fixed_original_key = moving_original_key, fixed_original_key
 
-    def __call__(self, data: Mapping[Hashable, object]) -> dict[Hashable, object]:
+    def __call__(self, data: Mapping[Hashable, object]) -> dict[Hashable, object]:  # noqa: D102
         from PIL import Image
 
         from common.data.anhir import write_landmarks
@@ -296,7 +296,7 @@ class LoadLandmarksd(MapTransform):
     def __init__(self, keys: tuple[str, ...] = ("moving_landmarks", "fixed_landmarks")) -> None:
         super().__init__(keys, allow_missing_keys=True)
 
-    def __call__(self, data: Mapping[Hashable, object]) -> dict[Hashable, object]:
+    def __call__(self, data: Mapping[Hashable, object]) -> dict[Hashable, object]:  # noqa: D102
         from common.data.anhir import read_landmarks
 
         d = dict(data)

@@ -107,7 +107,7 @@ class ArbitraryScaleDegrade(Transform):
             raise ValueError(f"an image of {hr.shape[-2]}x{hr.shape[-1]} pixels is too small for scale {self.scale}")
         return hr[..., :hh, :hw]
 
-    def __call__(self, img: torch.Tensor) -> torch.Tensor:
+    def __call__(self, img: torch.Tensor) -> torch.Tensor:  # noqa: D102
         hr = self.hr_crop(convert_to_tensor(img, track_meta=False, dtype=torch.float32))
         (lh, lw), _ = _lr_hr_sizes(img.shape[-2], img.shape[-1], self.scale)
         return degrade_to_size(hr, (lh, lw), self.blur_sigma)
@@ -143,7 +143,7 @@ class ArbitraryScaleDegraded(MapTransform):
         self.label_key = label_key
         self.bicubic_key = bicubic_key
 
-    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:  # noqa: D102
         d = dict(data)
         for key in self.key_iterator(d):
             image = d[key]
@@ -199,7 +199,7 @@ class RandArbitraryScalePatch(Randomizable, Transform):
         """Smallest HR side the largest crop fits in."""
         return int(math.floor(self.patch_size * self.scale_max + 0.5))
 
-    def randomize(self, data: torch.Tensor) -> None:
+    def randomize(self, data: torch.Tensor) -> None:  # noqa: D102
         height, width = data.shape[-2], data.shape[-1]
         if min(height, width) < self.min_image_size():
             raise ValueError(
@@ -239,7 +239,7 @@ class RandArbitraryScalePatchd(Randomizable, MapTransform):
         label_key: key of the target RGB values.
         patch_size, scale_min, scale_max, num_samples, blur_sigma: as in :class:`RandArbitraryScalePatch`.
         allow_missing_keys: as in MONAI.
-    """
+    """  # noqa: D205
 
     def __init__(
         self,
@@ -258,15 +258,15 @@ class RandArbitraryScalePatchd(Randomizable, MapTransform):
         self.sampler = RandArbitraryScalePatch(patch_size, scale_min, scale_max, num_samples, blur_sigma)
         self.coord_key, self.cell_key, self.label_key = coord_key, cell_key, label_key
 
-    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None):
+    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None):  # noqa: D102
         super().set_random_state(seed, state)
         self.sampler.set_random_state(seed, state)
         return self
 
-    def randomize(self, data: Any = None) -> None:
+    def randomize(self, data: Any = None) -> None:  # noqa: D102
         self.sampler.randomize(data)
 
-    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:  # noqa: D102
         d = dict(data)
         for key in self.key_iterator(d):
             self.randomize(d[key])
@@ -318,7 +318,7 @@ class SaveSuperResolutiond(MapTransform):
         self.crop, self.method = int(crop), method
         self._count = 0
 
-    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:  # noqa: D102
         from PIL import Image
 
         d = dict(data)

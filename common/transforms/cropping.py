@@ -14,7 +14,7 @@ __all__ = ["SquareCenterCrop", "SquareCenterCropd"]
 class SquareCenterCrop(Transform):
     """Crop a channel-first 2D image ``(C, H, W)`` to its centred ``min(H, W)`` square (MONAI's centre crop)."""
 
-    def __call__(self, img: torch.Tensor) -> torch.Tensor:
+    def __call__(self, img: torch.Tensor) -> torch.Tensor:  # noqa: D102
         if img.ndim != 3:
             raise ValueError(f"expected a channel-first 2D image (C, H, W), got shape {tuple(img.shape)}")
         side = int(min(img.shape[1:]))
@@ -28,7 +28,7 @@ class SquareCenterCropd(MapTransform):
         super().__init__(keys, allow_missing_keys)
         self.cropper = SquareCenterCrop()
 
-    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:  # noqa: D102
         d = dict(data)
         shapes: dict[Hashable, Sequence[int]] = {}
         for key in self.key_iterator(d):

@@ -47,7 +47,7 @@ class BicubicDegrade(Transform):
         self.scale = _check_scale(scale)
         self.min_lr_size = int(min_lr_size)
 
-    def __call__(self, img: torch.Tensor) -> torch.Tensor:
+    def __call__(self, img: torch.Tensor) -> torch.Tensor:  # noqa: D102
         img = img if isinstance(img, torch.Tensor) else convert_to_tensor(img)  # MetaTensors keep their meta
         if img.ndim != 3:
             raise ValueError(f"expected a (C, H, W) image, got shape {tuple(img.shape)}")
@@ -98,7 +98,7 @@ class BicubicDegraded(MapTransform):
         self.hr_key = hr_key
         self.crop_keys = tuple(crop_keys)
 
-    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:  # noqa: D102
         d = dict(data)
         scale = self.degrade.scale
         for key in self.key_iterator(d):

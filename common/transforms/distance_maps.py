@@ -426,7 +426,7 @@ class SignedDistanceMapd(MapTransform):
             return value.detach().cpu().numpy()
         return np.asarray(value)
 
-    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:  # noqa: D102
         d = dict(data)
         for key in self.key_iterator(d):
             if self.points_key not in d:

@@ -26,5 +26,5 @@ class LoadImageIfPresentd(MapTransform):
         super().__init__(keys, allow_missing_keys=True)
         self.loader = LoadImaged(keys, allow_missing_keys=True, **kwargs)
 
-    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:  # noqa: D102
         return self.loader(data)

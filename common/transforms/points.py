@@ -99,7 +99,7 @@ class PointAnnotationd(MapTransform):
         self.radius = _check_radius(radius)
         self.seed = int(seed)
 
-    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:  # noqa: D102
         d = dict(data)
         for key in self.key_iterator(d):
             label = d[key]

@@ -68,7 +68,7 @@ class DropTrailingSingleton(Transform):
         self.spatial_dims = spatial_dims
         self.squeeze = SqueezeDim(dim=-1, update_meta=True)
 
-    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:  # noqa: D102
         while image.dim() > self.spatial_dims + 1 and image.shape[-1] == 1:
             image = self.squeeze(image)
         return image
@@ -81,7 +81,7 @@ class DropTrailingSingletond(MapTransform):
         super().__init__(keys, allow_missing_keys)
         self.transform = DropTrailingSingleton(spatial_dims)
 
-    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:  # noqa: D102
         d = dict(data)
         for key in self.key_iterator(d):
             d[key] = self.transform(d[key])
@@ -143,7 +143,7 @@ class WarpImaged(MapTransform):
         paddings = ensure_tuple_rep(padding_mode, len(self.keys))
         self.warpers = [WarpImage(m, p) for m, p in zip(modes, paddings)]
 
-    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:  # noqa: D102
         d = dict(data)
         for key, out_key, warper in zip(self.keys, self.output_keys, self.warpers):
             if d.get(key) is None:  # evaluators put `label: None` in their output when a batch has no label
@@ -174,7 +174,7 @@ class PairNamed(MapTransform):
         super().__init__(keys, allow_missing_keys)
         self.moving_key, self.fixed_key = moving_key, fixed_key
 
-    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:  # noqa: D102
         d = dict(data)
         moving, fixed = d[self.moving_key], d[self.fixed_key]
         moving_path = moving.meta.get("filename_or_obj", "moving") if isinstance(moving, MetaTensor) else "moving"
@@ -245,7 +245,7 @@ class SaveDeformationGridd(MapTransform):
         self.meta_key = meta_key
         self.spacing, self.upsample = spacing, upsample
 
-    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:  # noqa: D102
         from PIL import Image
 
         d = dict(data)

@@ -23,7 +23,7 @@ class SelectSlice(Transform):
     def __init__(self, axis: int = -1) -> None:
         self.axis = axis
 
-    def __call__(self, img: torch.Tensor, index: int) -> torch.Tensor:
+    def __call__(self, img: torch.Tensor, index: int) -> torch.Tensor:  # noqa: D102
         spatial = img.ndim - 1
         if spatial != 3:
             raise ValueError(
@@ -48,7 +48,7 @@ class SelectSliced(MapTransform):
         self.index_key = index_key
         self.selector = SelectSlice(axis)
 
-    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:  # noqa: D102
         d = dict(data)
         if self.index_key not in d:
             raise KeyError(f"SelectSliced needs the slice index under '{self.index_key}'")

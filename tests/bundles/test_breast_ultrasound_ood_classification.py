@@ -1,5 +1,6 @@
 """Bundle-specific tests of breast_ultrasound_ood_classification: bad inputs the generic suite does not make
-(wrong size, constant image, unknown or empty class folder, broken OOD image), and the content of the reports."""
+(wrong size, constant image, unknown or empty class folder, broken OOD image), and the content of the reports.
+"""  # noqa: D205
 
 from __future__ import annotations
 

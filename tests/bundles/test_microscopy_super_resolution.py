@@ -1,6 +1,7 @@
 """Bundle-specific checks of microscopy_super_resolution (rVTT): bad input stops cleanly before anything is written
 (grey tile, tile smaller than the training patch, bad scale, ROI mask of another size), and inference on an LR image
-as given writes the SR image and the comparison figure."""
+as given writes the SR image and the comparison figure.
+"""  # noqa: D205
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """Bundle-specific tests of skin_lesion_classification: ISIC bad inputs the generic suite does not make (unknown
 class column, a CSV row without its image, constant image, mask of the wrong size, a debasing variant without
 masks), every debasing variant through the bundle's own preprocessing, the evaluation report and Grad-CAM output,
-and the 4-class cutaneous workflow with its augmentation stage."""
+and the 4-class cutaneous workflow with its augmentation stage.
+"""  # noqa: D205
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Bundle-specific tests of thyroid_mpm_fusion_classification: bad inputs the generic suite does not make (wrong
 size, wrong channel count, constant image, missing modality file in the raw layout, corrupted file), the section-wise
-split, the baseline switch and the inference JSON content."""
+split, the baseline switch and the inference JSON content.
+"""  # noqa: D205
 
 from __future__ import annotations
 
