@@ -4,6 +4,18 @@ from .acdc import ACDC_CLASS_NAMES, ACDC_LAYOUT, acdc_cases, acdc_subset_dir, ac
 from .acdc_sample import write_acdc_sample
 from .anhir import ANHIR_LAYOUT, anhir_datalist, check_anhir_datalist, read_landmarks, write_landmarks
 from .anhir_sample import random_histology_affine, write_anhir_sample
+from .boxes import (
+    BOX_CSV_COLUMNS,
+    BOX_CSV_LAYOUT,
+    COCO_LAYOUT,
+    INBREAST_XML_LAYOUT,
+    check_boxes,
+    inbreast_cluster_boxes,
+    read_coco_boxes,
+    read_csv_boxes,
+    read_image_size,
+    read_inbreast_xml,
+)
 from .busi import (
     BUSI_CLASSES,
     BUSI_LAYOUT,
@@ -15,6 +27,13 @@ from .busi import (
     ood_datalists,
 )
 from .busi_sample import corrupt_ultrasound, write_busi_sample
+from .calcification_sample import (
+    CALCIFICATION_LAYOUT,
+    CALCIFICATION_SAMPLE_SOURCES,
+    calcification_datalist,
+    calcification_phantom,
+    write_calcification_sample,
+)
 from .errors import DatasetError, DatasetLayoutError, ImageFileError
 from .image_mask import IMAGE_MASK_LAYOUT, image_mask_datalist, image_mask_pairs
 from .isic import (
@@ -25,6 +44,13 @@ from .isic import (
     check_isic_datalist,
     isic_cases,
     isic_datalist,
+)
+from .mammography import (
+    MONOCHROME,
+    breast_region_box,
+    read_mammogram_dicom,
+    read_mammogram_png,
+    write_mammogram_dicom,
 )
 from .oasis import (
     OASIS_FILES,
@@ -65,6 +91,26 @@ from .thyroid_mpm_sample import mpm_phantom, write_mpm_sample
 from .validation import check_datalist, check_image, read_image_array
 
 __all__ = [
+    "CALCIFICATION_LAYOUT",
+    "CALCIFICATION_SAMPLE_SOURCES",
+    "calcification_datalist",
+    "calcification_phantom",
+    "write_calcification_sample",
+    "BOX_CSV_COLUMNS",
+    "BOX_CSV_LAYOUT",
+    "COCO_LAYOUT",
+    "INBREAST_XML_LAYOUT",
+    "check_boxes",
+    "inbreast_cluster_boxes",
+    "read_coco_boxes",
+    "read_csv_boxes",
+    "read_image_size",
+    "read_inbreast_xml",
+    "MONOCHROME",
+    "breast_region_box",
+    "read_mammogram_dicom",
+    "read_mammogram_png",
+    "write_mammogram_dicom",
     "CUTANEOUS_CLASSES",
     "clinical_image",
     "dermoscopy_lesion",

@@ -23,6 +23,15 @@ from .augmentation import (
     write_augmented_class_folders,
 )
 from .classification_outputs import ProbabilityCollector, output_labels, output_probabilities, source_names
+from .detection import (
+    DETECTION_IOU_THRESHOLDS,
+    DetectionEvaluator,
+    DetectionMAPMetric,
+    DetectionReport,
+    DetectionTrainer,
+    DetectionWriter,
+    brightest_region_baseline,
+)
 from .log_filters import QuietEngineLogs, install_quiet_logs, last_iteration_of_epoch
 from .metrics_report import MetricsReport, summary_table, write_json_atomic
 from .mpm_fusion import ClassProbabilityWriter, MPMClassificationReport, train_fusion_autoencoder
@@ -123,4 +132,11 @@ __all__ = [
     "write_augmented_class_folders",
     "PrepareBatchTargetDict",
     "write_json_atomic",
+    "DETECTION_IOU_THRESHOLDS",
+    "DetectionEvaluator",
+    "DetectionMAPMetric",
+    "DetectionReport",
+    "DetectionTrainer",
+    "DetectionWriter",
+    "brightest_region_baseline",
 ]

@@ -7,7 +7,29 @@ from .binary_classification import (
     binary_classification_summary,
     class_precision_recall_f1,
 )
+from .blob_cad import blob_cluster_cad
 from .classification_report import multiclass_summary, roc_optimal_threshold, threshold_metrics
+from .detection import (
+    COCO_IOU_THRESHOLDS,
+    BootstrapComparison,
+    BootstrapResult,
+    CentreDistanceCriterion,
+    FROCCurve,
+    IoUCriterion,
+    aufc,
+    average_precision,
+    best_f1_threshold,
+    box_iou,
+    coco_map,
+    compare_models_bootstrap,
+    detection_counts_at_threshold,
+    froc_curve,
+    hit_criterion,
+    match_detections,
+    patient_bootstrap,
+    precision_recall_f1,
+    sensitivity_at_fppi,
+)
 from .fid import (
     fid_between_folders,
     frechet_distance,
@@ -47,6 +69,26 @@ from .segmentation import (
 from .super_resolution import from_engine_upsampled, sr_quality, upsample, write_sr_comparison
 
 __all__ = [
+    "blob_cluster_cad",
+    "COCO_IOU_THRESHOLDS",
+    "BootstrapComparison",
+    "BootstrapResult",
+    "CentreDistanceCriterion",
+    "FROCCurve",
+    "IoUCriterion",
+    "aufc",
+    "average_precision",
+    "best_f1_threshold",
+    "box_iou",
+    "coco_map",
+    "compare_models_bootstrap",
+    "detection_counts_at_threshold",
+    "froc_curve",
+    "hit_criterion",
+    "match_detections",
+    "patient_bootstrap",
+    "precision_recall_f1",
+    "sensitivity_at_fppi",
     "fid_between_folders",
     "frechet_distance",
     "image_features",

@@ -1,5 +1,17 @@
 """Networks and blocks the papers add to MONAI's."""
 
+from .detection import (
+    ANCHOR_SIZES,
+    ASPECT_RATIOS,
+    SCHEDULES,
+    SWIN_SIZES,
+    SwinFPNBackbone,
+    make_anchor_generator,
+    make_optimizer_and_scheduler,
+    resnet_fpn_backbone,
+    retinanet,
+    retinanet_detector,
+)
 from .discriminators import VGGStyleDiscriminator
 from .early_exit_cnn import PAPER_CHANNELS, EarlyExitCNN, MultiExitLoss
 from .enet import ENet
@@ -108,4 +120,14 @@ __all__ = [
     "IEWADWTDown",
     "SFRSegNet",
     "haar_dwt2d",
+    "ANCHOR_SIZES",
+    "ASPECT_RATIOS",
+    "SCHEDULES",
+    "SWIN_SIZES",
+    "SwinFPNBackbone",
+    "make_anchor_generator",
+    "make_optimizer_and_scheduler",
+    "resnet_fpn_backbone",
+    "retinanet",
+    "retinanet_detector",
 ]

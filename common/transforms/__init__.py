@@ -49,6 +49,14 @@ from .distance_maps import (
     scale_to_255,
     signed_distance_map,
 )
+from .mammography import (
+    BoxesToOriginald,
+    BreastCropd,
+    LoadMammogramd,
+    RandFactorFromListd,
+    ResizeWithBoxesd,
+    load_mammogram,
+)
 from .optional_loading import LoadImageIfPresentd
 from .points import PointAnnotationd, sample_point_annotations
 from .registration import (
@@ -68,6 +76,12 @@ __all__ = [
     "LoadImageIfPresentd",
     "SquareCenterCrop",
     "SquareCenterCropd",
+    "BoxesToOriginald",
+    "BreastCropd",
+    "LoadMammogramd",
+    "RandFactorFromListd",
+    "ResizeWithBoxesd",
+    "load_mammogram",
     "ABCDE_VARIANTS",
     "ConcealBorders",
     "ConcealBordersd",
