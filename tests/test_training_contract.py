@@ -38,6 +38,8 @@ from common.engines import PLAN_FILENAME, STATE_FILENAME, load_checkpoint, netwo
 from common.workflows import load_config, run_workflow
 
 MODEL_FILES = {"model.pt", PLAN_FILENAME, STATE_FILENAME}
+#: what a bundle's training writes to models/ besides the contract's files (still written by rank 0 alone)
+EXTRA_MODEL_FILES = {"breast_ultrasound_ood_classification": {"ensemble", "ood_thresholds.json"}}
 #: every bundle, the ones not yet converted marked skipped so that the report lists what is left
 CONTRACT_BUNDLES = [
     pytest.param(b, marks=pytest.mark.skip(reason="not yet on the training contract (issue 11)"))
@@ -177,7 +179,8 @@ def test_torchrun_synchronises_gradients(ddp_run):
 @pytest.mark.slow
 def test_torchrun_rank0_alone_writes(ddp_run):
     models = {p.name for p in (ddp_run.root / "models").iterdir()}
-    assert models == MODEL_FILES, f"models/ holds {sorted(models)}"
+    expected = MODEL_FILES | EXTRA_MODEL_FILES.get(ddp_run.bundle.name, set())
+    assert models == expected, f"models/ holds {sorted(models)}"
     pids = {r["rank"]: str(r["pid"]) for r in ddp_run.ranks}
     for events in (ddp_run.root / "runs").rglob("events.out.tfevents.*"):
         assert events.name.split(".")[-2] == pids[0], f"{events.name} was not written by rank 0"

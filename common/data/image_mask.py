@@ -72,6 +72,10 @@ def image_mask_datalist(
             names = set(json.loads(split_file.read_text())[split])
         except (ValueError, KeyError, TypeError) as exc:
             raise DatasetLayoutError(split_file, f"cannot read the '{split}' list ({exc})", IMAGE_MASK_LAYOUT) from exc
+        unknown = sorted(names - {str(p["case"]) for p in pairs})
+        if unknown:  # a listed case that cannot be found is an error, never a silent drop
+            message = f"'{split}' names {len(unknown)} image(s) not in the folder: {unknown[:5]}"
+            raise DatasetLayoutError(split_file, message, IMAGE_MASK_LAYOUT)
     else:
         names = set(split_groups([p["case"] for p in pairs], fractions, seed)[split])
     return [p for p in pairs if p["case"] in names]

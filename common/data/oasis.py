@@ -72,10 +72,11 @@ OASIS_SPLITS: dict[int, dict[str, object]] = {
 def oasis_subjects(dataset_dir: str | Path, spatial_dims: int = 2) -> list[str]:
     """Subject folders in split order: ``subjects.txt`` when present, else the sorted ``OASIS_*`` folders.
 
-    Only subjects holding the image file of ``spatial_dims`` are returned.
+    Every subject must hold the image file of ``spatial_dims``.
 
     Raises:
-        DatasetLayoutError: when the folder is missing, lists a subject that does not exist, or holds no subject.
+        DatasetLayoutError: when the folder is missing, lists a subject that does not exist, holds no subject, or
+            a subject folder lacks its image (naming the missing file).
     """
     root = Path(dataset_dir)
     if spatial_dims not in OASIS_FILES:
@@ -92,10 +93,14 @@ def oasis_subjects(dataset_dir: str | Path, spatial_dims: int = 2) -> list[str]:
                                      OASIS_LAYOUT)  # fmt: skip
     else:
         names = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name.startswith("OASIS_"))
-    subjects = [n for n in names if (root / n / image_name).is_file()]
-    if not subjects:
+    if not names:
         raise DatasetLayoutError(root, f"holds no subject folder with {image_name}", OASIS_LAYOUT)
-    return subjects
+    # a subject folder without its image is damaged data: an error naming it, never a silent drop
+    absent = [root / n / image_name for n in names if not (root / n / image_name).is_file()]
+    if absent:
+        more = f" (and {len(absent) - 1} more)" if len(absent) > 1 else ""
+        raise DatasetLayoutError(absent[0], f"subject image is missing{more}", OASIS_LAYOUT)
+    return names
 
 
 def oasis_split(subjects: Sequence[str], split: str, spatial_dims: int = 2) -> list[str]:

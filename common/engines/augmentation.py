@@ -282,7 +282,9 @@ def train_autoencoder(  # noqa: D417
 
     Args:
         images: ``(N, C, S, S)`` images in [0, 1], S a power of two in 32..512.
-        width, latent_channels, depth: autoencoder sizes (see :class:`~common.networks.ConvAutoencoder`).
+        width: the autoencoder's base width (see :class:`~common.networks.ConvAutoencoder`).
+        latent_channels: channels of its feature space.
+        depth: its number of down-sampling stages.
         epochs: shuffled passes over the images.
         batch_size: images per step.
         learning_rate: Adam's learning rate.
@@ -472,6 +474,7 @@ def write_augmented_class_folders(
     progress: bool = True,
     wgan_options: Mapping[str, Any] | None = None,
     cae_options: Mapping[str, Any] | None = None,
+    reuse_only: bool = False,
 ) -> list[dict]:
     """Write one augmentation regime's training set as a class-folder dataset and return its datalist.
 
@@ -496,6 +499,8 @@ def write_augmented_class_folders(
         progress: tqdm bars during generator training and one log line per class.
         wgan_options: extra keyword arguments of :func:`train_wgan` (e.g. ``width``, ``clip_value``).
         cae_options: extra keyword arguments of :func:`train_autoencoder` (e.g. ``latent_channels``).
+        reuse_only: only read a folder that matches the request, never write. Multi-process training writes the
+            folder on rank 0 (``common.distributed.on_main_process``) and every rank then reads it this way.
 
     Returns:
         ``{"image": path, "label": int, "source": "original" | "geometric" | "wgan" | "cae"}`` per written file,
@@ -506,6 +511,7 @@ def write_augmented_class_folders(
             generative regime with a class that has no training image.
         common.data.ImageFileError: an unreadable or non-RGB source image (before anything is written).
         FileExistsError: ``output_dir`` is a non-empty folder without this function's manifest.
+        FileNotFoundError: ``reuse_only`` and no complete folder matches the request.
     """
     _validate_request(datalist, class_names, regime, per_class, image_size, epochs)
     generative = regime in ("wgan", "cae")
@@ -546,9 +552,15 @@ def write_augmented_class_folders(
         if {k: v for k, v in manifest.items() if k != "files"} == request and all(
             (output_dir / f["image"]).is_file() for f in manifest.get("files", [])
         ):
-            logger.info(f"re-using the {regime} training set in {output_dir} (manifest matches)")
+            if not reuse_only:
+                logger.info(f"re-using the {regime} training set in {output_dir} (manifest matches)")
             return [{**f, "image": str(output_dir / f["image"])} for f in manifest["files"]]
         overwrite = True
+    if reuse_only:
+        raise FileNotFoundError(
+            f"{output_dir}: no complete {regime} training set matching this request; the augmentation stage writes "
+            "it first (the `augment` step of cutaneous_train.yaml)"
+        )
 
     by_class: dict[int, list[int]] = {c: [] for c in range(len(class_names))}
     for index, label in enumerate(labels):

@@ -2,7 +2,12 @@
 
 Stage 1 trains the fusion autoencoder alone on the reconstruction loss; it is then frozen and stage 2 (MONAI's
 ``SupervisedTrainer`` in train.yaml) trains the classifier on the fused latent. Evaluation writes ``metrics.json``;
-inference writes one JSON of class probabilities per region.
+inference writes one JSON of class scores per region.
+
+The class scores are the network's two **independent sigmoid outputs** (the paper trains two sigmoid outputs with
+binary cross-entropy on one-hot labels): each is a score for its class, they need not sum to 1 and they are not a
+probability distribution, so the reports call them ``class_scores`` (with :data:`CLASS_SCORES_NOTE`), never
+``probabilities``.
 """
 
 from __future__ import annotations
@@ -19,10 +24,75 @@ from ignite.engine import Events
 from ..metrics.binary_classification import binary_classification_summary
 from .classification_outputs import ProbabilityCollector, output_probabilities, source_names
 from .metrics_report import write_json_atomic
+from .training import TrainingCheckpoints
 
-__all__ = ["ClassProbabilityWriter", "MPMClassificationReport", "train_fusion_autoencoder"]
+__all__ = [
+    "CLASS_SCORES_NOTE",
+    "ClassProbabilityWriter",
+    "MPMClassificationReport",
+    "fusion_classifier",
+    "train_fusion_autoencoder",
+    "training_resumes",
+]
 
 logger = logging.getLogger(__name__)
+
+#: what the reports say about ``class_scores``
+CLASS_SCORES_NOTE = (
+    "independent sigmoid scores, not a distribution: one sigmoid per class (the paper's BCE on two outputs), so "
+    "they need not sum to 1; predicted_class is the larger one"
+)
+
+
+def fusion_classifier(
+    front_channels: Sequence[int] | None = None,
+    width: float = 1.0,
+    latent_on_path: bool = True,
+    classifier: str = "efficientnet-b4",
+    classifier_size: int = 224,
+    bn_momentum: float = 0.01,
+    num_classes: int = 2,
+) -> torch.nn.Module:
+    """The bundle's network from plain arguments: front end + EfficientNet as one ``FusionClassifier``.
+
+    The configs' ``network_spec`` is this function with ``_mode_: callable``, so the training plan records these
+    JSON values (not the front end's and classifier's module reprs) and only the chosen front end is ever built.
+
+    Args:
+        front_channels: None for the fusion autoencoder (the paper); else the input channels a
+            :class:`~common.networks.ChannelSelector` keeps (``[0]`` BSHG, ``[1]`` FSHG, ``[2]`` TPEF, ``[0, 1, 2]``
+            naive stacking).
+        width: the autoencoder's channel multiplier (1.0 = Table 1); unused by the baselines.
+        latent_on_path: the autoencoder's latent wiring (see :class:`~common.networks.FusionAutoencoder`).
+        classifier: EfficientNet name (:func:`~common.networks.efficientnet_classifier`).
+        classifier_size: side the front end's output is resized to.
+        bn_momentum: the classifier's batch-norm momentum.
+        num_classes: output logits.
+    """
+    from ..networks import ChannelSelector, FusionAutoencoder, FusionClassifier, efficientnet_classifier
+
+    front = FusionAutoencoder(3, width, latent_on_path) if front_channels is None else ChannelSelector(front_channels)
+    head = efficientnet_classifier(classifier, num_classes, 3, bn_momentum, classifier_size)
+    return FusionClassifier(front, head, classifier_size)
+
+
+def training_resumes(
+    ckpt_dir: str | Path,
+    resume: bool,
+    switches: Mapping[str, Any],
+    network_spec: Any,
+    train_data: Sequence[Any],
+) -> bool:
+    """Whether the classifier training (``TrainingCheckpoints`` with these arguments) will resume its state.
+
+    That is: ``training_state.pt`` exists, its plan has the same switches, network arguments and training data, and
+    ``resume`` is true. Stage 1 is then skipped: the trained, frozen autoencoder is part of the network state that
+    is restored. Built from the plain arguments (not the trainer's handler) so that multi-process training can
+    decide before the network is wrapped in ``DistributedDataParallel``.
+    """
+    probe = TrainingCheckpoints(ckpt_dir, torch.nn.Identity(), switches=switches, network_spec=network_spec,
+                                train_data=train_data, resume=resume)  # fmt: skip
+    return bool(probe._resumable())
 
 
 def train_fusion_autoencoder(  # noqa: D417
@@ -35,29 +105,40 @@ def train_fusion_autoencoder(  # noqa: D417
     device: str | torch.device = "cpu",
     log_dir: str | Path | None = None,
     seed: int = 0,
+    skip: bool = False,
 ) -> list[float]:
-    """Stage 1: train ``network.front`` (a :class:`~common.networks.FusionAutoencoder`) on the reconstruction loss
-    with Adam, then freeze it. Baseline networks (no autoencoder) are returned untouched.
+    """Stage 1: train the autoencoder ``network.front`` on the reconstruction loss with Adam, then freeze it.
+
+    ``network.front`` is a :class:`~common.networks.FusionAutoencoder`; baseline networks (no autoencoder) are
+    returned untouched.
+
+    In multi-process training only rank 0 runs this (``common.distributed.on_main_process``); the other ranks
+    freeze their copy and receive rank 0's weights when the network is wrapped in ``DistributedDataParallel``.
 
     Args:
         network: a :class:`~common.networks.FusionClassifier` (or a DistributedDataParallel wrapping one).
         dataset: items with an ``image`` tensor ``(3, N, N)``.
         epochs: autoencoder epochs (the paper: 30); 0 freezes the untrained autoencoder.
         loss: the reconstruction loss (:class:`~common.losses.FusionReconstructionLoss`).
-        learning_rate, batch_size: Adam's learning rate and the batch size (the paper: 1e-4 and 1).
+        learning_rate: Adam's learning rate (the paper: 1e-4).
+        batch_size: the batch size (the paper: 1).
         device: training device.
         log_dir: TensorBoard folder for the per-epoch loss (``ae_loss``), or None.
         seed: shuffling seed.
+        skip: do not train, only freeze (the classifier run resumes ``training_state.pt``, which holds the trained
+            autoencoder: :func:`training_resumes`).
 
     Returns:
-        the mean loss of each epoch.
-    """  # noqa: D205
+        the mean loss of each epoch (empty when skipped).
+    """
     model = getattr(network, "module", network)
     if not getattr(model, "fusion", False):
         return []
-    autoencoder = model.front
+    autoencoder = model.front.to(device)
     history: list[float] = []
-    if epochs > 0:
+    if skip:
+        logger.info("stage 1 skipped: the classifier training resumes, and its saved state holds the autoencoder")
+    elif epochs > 0:
         generator = torch.Generator().manual_seed(seed)
         loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=generator)
         optimizer = torch.optim.Adam(autoencoder.parameters(), lr=learning_rate)
@@ -88,9 +169,11 @@ def train_fusion_autoencoder(  # noqa: D417
 
 
 class MPMClassificationReport(ProbabilityCollector):
-    """Evaluator handler writing ``metrics.json``: AUROC from probabilities, the trivial baseline (a constant 0.5
-    for every region, scored by the same function), AUROC of hard labels (as the paper's code), accuracy, per-class
-    precision / recall / F1, per-region probabilities.
+    """Evaluator handler writing ``metrics.json`` at the end of the evaluation.
+
+    The report: AUROC from the FTC score, the trivial baseline (a constant 0.5 for every region, scored by the same
+    function), AUROC of hard labels (as the paper's code), accuracy, per-class precision / recall / F1, per-region
+    ``class_scores`` (independent sigmoids, :data:`CLASS_SCORES_NOTE`).
 
     Args:
         output_dir: where ``metrics.json`` goes.
@@ -106,7 +189,8 @@ class MPMClassificationReport(ProbabilityCollector):
         self.class_names = list(class_names)
         self.extra = dict(extra or {})
 
-    def __call__(self, engine: Any) -> None:  # noqa: D102
+    def __call__(self, engine: Any) -> None:
+        """Write the report of the epoch's collected scores."""
         probs = np.stack(self.probs)
         labels = np.asarray(self.labels)
         metrics = binary_classification_summary(probs, labels, self.class_names)
@@ -117,10 +201,11 @@ class MPMClassificationReport(ProbabilityCollector):
         for name, p, y in zip(self.cases, probs, labels):
             key = "/".join(Path(name).parts[-2:])
             cases[key] = {"label": self.class_names[int(y)],
-                          "probabilities": {c: float(v) for c, v in zip(self.class_names, p)}}  # fmt: skip
+                          "class_scores": {c: float(v) for c, v in zip(self.class_names, p)}}  # fmt: skip
         report = {
             "metrics": {k: (None if not np.isfinite(v) else float(v)) for k, v in metrics.items()},
-            "auroc_definition": "from the FTC probability (rank statistic); auroc_hard_labels uses argmax labels",
+            "auroc_definition": "from the FTC sigmoid score (rank statistic); auroc_hard_labels uses argmax labels",
+            "class_scores_note": CLASS_SCORES_NOTE,
             "cases": cases,
             "num_cases": len(labels),
             **self.extra,
@@ -131,8 +216,12 @@ class MPMClassificationReport(ProbabilityCollector):
 
 
 class ClassProbabilityWriter:
-    """Evaluator handler writing one ``<section>_<region>.json`` per input: ``{"image", "probabilities":
-    {class: p}, "predicted_class"}`` from the evaluator's post-processed ``pred``.
+    """Evaluator handler writing one ``<section>_<region>.json`` per input from the post-processed ``pred``.
+
+    Each file: ``{"image", "class_scores": {class: s}, "class_scores_note", "predicted_class"}``.
+
+    The scores are the independent per-class sigmoids (:data:`CLASS_SCORES_NOTE`); they do not sum to 1, so they
+    are not written as ``probabilities``.
 
     Args:
         output_dir: output folder.
@@ -143,10 +232,12 @@ class ClassProbabilityWriter:
         self.output_dir = Path(output_dir)
         self.class_names = list(class_names)
 
-    def attach(self, engine: Any) -> None:  # noqa: D102
+    def attach(self, engine: Any) -> None:
+        """Write after every iteration of ``engine``."""
         engine.add_event_handler(Events.ITERATION_COMPLETED, self)
 
-    def __call__(self, engine: Any) -> None:  # noqa: D102
+    def __call__(self, engine: Any) -> None:
+        """Write the JSON of every item of the iteration's batch."""
         probs = output_probabilities(engine.state.output)
         names = source_names(engine.state.batch, len(probs))
         self.output_dir.mkdir(parents=True, exist_ok=True)
@@ -154,7 +245,8 @@ class ClassProbabilityWriter:
             source = Path(name)
             record = {
                 "image": name,
-                "probabilities": {c: float(v) for c, v in zip(self.class_names, p)},
+                "class_scores": {c: float(v) for c, v in zip(self.class_names, p)},
+                "class_scores_note": CLASS_SCORES_NOTE,
                 "predicted_class": self.class_names[int(np.argmax(p))],
             }
             stem = source.name.split(".", 1)[0]

@@ -2,9 +2,11 @@
 
 - :class:`ExitsInferer`: lets MONAI's ``SupervisedTrainer`` train all exits (``network.forward_exits``).
 - :func:`sample_member_hyperparameters` / :func:`train_ensemble`: the paper's deep ensemble (Table 2: 0-15 % of
-  the training data left out, learning rate 1e-4..1e-3, Adam or RMSprop, 25-85 epochs, batch 8..128).
+  the training data left out, learning rate 1e-4..1e-3, Adam or RMSprop, 25-85 epochs, batch 8..128). A rerun with
+  the same request re-uses the finished ensemble, and an interrupted one keeps the members it had finished.
 - :func:`score_datalist`: every OOD score of every image (MSP, ``-E`` per exit, multi-level, ensemble).
-- :func:`write_ood_thresholds`: fits the thresholds (95 % / 80 % of the calibration images kept) after training.
+- :func:`write_ood_thresholds`: fits the thresholds (95 % / 80 % of the calibration images kept) after training;
+  skipped when the thresholds file was fitted on the same model, ensemble and calibration images.
 - :class:`OODEvaluationReport`: evaluator handler writing ``eval/metrics.json`` (classification, OOD AUROC / FPR
   with bootstrap CIs per OOD set, AUC after rejection).
 - :class:`OODInferenceWriter`: evaluator handler writing one JSON per image (probabilities, scores, ID flag).
@@ -12,9 +14,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
+import shutil
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +29,7 @@ from monai.inferers import Inferer
 from monai.utils import min_version, optional_import
 
 from ..data.atomic import write_folder_atomically
+from ..distributed import unwrap
 from ..metrics.ood import (
     MultiLevelRule,
     auc_after_rejection,
@@ -38,6 +43,7 @@ from ..metrics.ood import (
     roc_auc,
 )
 from .metrics_report import write_json_atomic
+from .training import data_fingerprint, network_arguments, save_torch_atomic
 
 Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
 
@@ -67,6 +73,10 @@ ENSEMBLE_SPACE = {
     "batch_size": (8, 16, 32, 64, 128),
 }
 
+#: bump when the members trained for the same request change
+ENSEMBLE_VERSION = 1
+ENSEMBLE_MANIFEST = "ensemble_manifest.json"
+
 #: OOD methods, as ID scores (higher = in-distribution); ``energy_multilevel`` is the paper's 3-exit rule
 OOD_METHODS = (
     "msp",
@@ -81,11 +91,23 @@ OOD_METHODS = (
 
 
 class ExitsInferer(Inferer):
-    """Inferer returning every exit's logits ``[B, exits, C]`` (``network.forward_exits``), for multi-exit training."""
+    """Inferer returning every exit's logits ``[B, exits, C]`` (``network.forward_exits``), for multi-exit training.
 
-    def __call__(self, inputs: torch.Tensor, network: Any, *args: Any, **kwargs: Any) -> torch.Tensor:  # noqa: D102
-        # a DistributedDataParallel wrapper exposes only forward(): reach the wrapped module (untested on GPUs)
-        return getattr(network, "module", network).forward_exits(inputs)
+    A ``DistributedDataParallel`` wrapper is called through its own ``forward`` (with the wrapped module's
+    ``forward`` standing for ``forward_exits`` during the call): DDP averages gradients only for passes that go
+    through the wrapper, and calling ``network.module.forward_exits`` directly would leave the ranks' weights apart.
+    """
+
+    def __call__(self, inputs: torch.Tensor, network: Any, *args: Any, **kwargs: Any) -> torch.Tensor:
+        """All exits' logits of ``inputs``."""
+        module = unwrap(network)
+        if module is network:
+            return network.forward_exits(inputs)
+        module.forward = module.forward_exits  # an instance attribute shadows the class's forward for this call
+        try:
+            return network(inputs)
+        finally:
+            del module.forward
 
 
 def sample_member_hyperparameters(
@@ -117,6 +139,68 @@ def _batches(dataset: Any, indices: Sequence[int], batch_size: int, generator: t
         )
 
 
+def _describe(value: Any) -> Any:
+    """JSON-ready identity of a network factory or loss for the ensemble's manifest."""
+    import functools
+
+    if isinstance(value, functools.partial):
+        return network_arguments(value)
+    if isinstance(value, torch.nn.Module):
+        weights = getattr(value, "class_weights", None)
+        return {"class": type(value).__qualname__, "class_weights": None if weights is None else weights.tolist()}
+    return f"{getattr(value, '__module__', '')}.{getattr(value, '__qualname__', type(value).__qualname__)}"
+
+
+def _ensemble_request(network_factory, dataset, size, loss_function, seed, epoch_scale, lr_scale, max_batch_size,
+                      min_steps) -> dict[str, Any]:  # fmt: skip
+    items = getattr(dataset, "data", None)
+    if items is None and isinstance(dataset, Sequence):
+        items = [i for i in dataset if isinstance(i, Mapping) and not isinstance(i.get("image"), torch.Tensor)]
+        items = items if len(items) == len(dataset) else None
+    data = data_fingerprint(items) if items is not None else {"num_items": len(dataset)}
+    request = {
+        "version": ENSEMBLE_VERSION,
+        "size": int(size),
+        "seed": int(seed),
+        "epoch_scale": float(epoch_scale),
+        "lr_scale": float(lr_scale),
+        "max_batch_size": None if max_batch_size is None else int(max_batch_size),
+        "min_steps": int(min_steps),
+        "member": _describe(network_factory),
+        "loss": _describe(loss_function),
+        "data": data,
+    }
+    return json.loads(json.dumps(request, default=str))
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _ensemble_is_complete(folder: Path, request: Mapping[str, Any]) -> bool:
+    manifest = _read_json(folder / ENSEMBLE_MANIFEST)
+    members = _read_json(folder / "members.json")
+    return (
+        manifest == request
+        and isinstance(members, list)
+        and len(members) == request["size"]
+        and all((folder / f"member_{k:02d}.pt").is_file() for k in range(request["size"]))
+    )
+
+
+def _seed_transforms(dataset: Any, seed: int) -> None:
+    """Give the dataset's random transforms a member's own seed.
+
+    A member's views then do not depend on the members trained before it, so an interrupted ensemble resumes exactly.
+    """
+    transform = getattr(dataset, "transform", None)
+    if transform is not None and hasattr(transform, "set_random_state"):
+        transform.set_random_state(seed=seed % (2**32))
+
+
 def train_ensemble(
     network_factory: Callable[[], torch.nn.Module],
     dataset: Any,
@@ -130,13 +214,20 @@ def train_ensemble(
     lr_scale: float = 1.0,
     max_batch_size: int | None = None,
     min_steps: int = 0,
+    reuse: bool = True,
 ) -> list[dict[str, Any]]:
     """Train ``size`` independent members and write them to ``output_dir`` atomically.
 
     Each member gets its own seed and Table 2 set-up (:func:`sample_member_hyperparameters`), drops its
     ``left_out`` fraction of ``dataset`` and trains from scratch; the last epoch's weights are kept (the paper
-    does not mention model selection for members). Writes ``member_<k>.pt`` (plain state dicts) and
-    ``members.json`` (the set-ups).
+    does not mention model selection for members). Writes ``member_<k>.pt`` (plain state dicts), ``members.json``
+    (the set-ups) and ``ensemble_manifest.json`` (the request: size, seeds, scales, member network arguments, loss,
+    training-data fingerprint).
+
+    Reruns: with ``reuse``, a complete ``output_dir`` whose manifest matches the request is returned as it is (no
+    training); members finished by an interrupted run wait in ``.<output_dir name>.partial/`` beside it and are kept
+    when the rerun makes the same request, so only the missing members are trained. Each member's random
+    augmentations are seeded with its own seed, so a resumed ensemble equals an uninterrupted one.
 
     Args:
         network_factory: returns a new untrained member network.
@@ -155,22 +246,44 @@ def train_ensemble(
         min_steps: raises the epochs so that a member makes at least this many optimiser steps (0 = the drawn
             epochs only, the paper). The plain CNN (no exits, so no deep supervision) sits on the ``ln 3`` loss
             plateau for its first ~40 Adam steps; fewer steps leave it at chance.
+        reuse: re-use a matching finished ensemble and the finished members of an interrupted run (False: train
+            every member again).
 
     Returns:
         The members' set-ups (as in ``members.json``).
 
     Raises:
         ValueError: ``size`` < 1 or an empty dataset.
+        FileExistsError: ``output_dir`` holds another ensemble and ``overwrite`` is false.
     """
     if size < 1:
         raise ValueError(f"ensemble size must be at least 1, got {size}")
     if len(dataset) == 0:
         raise ValueError("cannot train an ensemble on an empty dataset")
+    output_dir = Path(output_dir)
+    request = _ensemble_request(network_factory, dataset, size, loss_function, seed, epoch_scale, lr_scale,
+                                max_batch_size, min_steps)  # fmt: skip
+    if reuse and _ensemble_is_complete(output_dir, request):
+        logger.info(f"re-using the {size}-member ensemble in {output_dir} (same request, {ENSEMBLE_MANIFEST})")
+        return json.loads((output_dir / "members.json").read_text())
+    if not overwrite and output_dir.exists() and any(output_dir.iterdir()):
+        raise FileExistsError(f"{output_dir} exists and is not empty; pass overwrite=True to replace it")
+    partial = output_dir.with_name(f".{output_dir.name}.partial")
+    if partial.exists() and (not reuse or _read_json(partial / ENSEMBLE_MANIFEST) != request):
+        shutil.rmtree(partial)
+    partial.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(partial / ENSEMBLE_MANIFEST, request)
     device = torch.device(device)
     members: list[dict[str, Any]] = []
-    states: list[dict[str, torch.Tensor]] = []
     for k in range(size):
+        member_path, setup_path = partial / f"member_{k:02d}.pt", partial / f"member_{k:02d}.json"
+        finished = _read_json(setup_path) if member_path.is_file() else None
+        if finished is not None:
+            logger.info(f"ensemble member {k + 1}/{size}: kept from the interrupted run ({member_path})")
+            members.append(finished)
+            continue
         member_seed = seed + 1000 * (k + 1)
+        _seed_transforms(dataset, member_seed)
         rng = np.random.default_rng(member_seed)
         setup = sample_member_hyperparameters(rng, epoch_scale, lr_scale)
         torch.manual_seed(member_seed)
@@ -200,15 +313,18 @@ def train_ensemble(
                 last = float(loss.item())
         setup.update(member=k, seed=member_seed, num_images=len(indices), final_loss=round(last, 6))
         logger.info(f"ensemble member {k + 1}/{size}: {setup}")
+        save_torch_atomic({n: t.detach().cpu() for n, t in network.state_dict().items()}, member_path)
+        write_json_atomic(setup_path, setup)  # after the weights: a member counts as finished once both exist
         members.append(setup)
-        states.append({n: t.detach().cpu() for n, t in network.state_dict().items()})
 
     def fill(tmp: Path) -> None:
-        for k, state in enumerate(states):
-            torch.save(state, tmp / f"member_{k:02d}.pt")
+        for k in range(size):
+            shutil.copyfile(partial / f"member_{k:02d}.pt", tmp / f"member_{k:02d}.pt")
         (tmp / "members.json").write_text(json.dumps(members, indent=2) + "\n")
+        (tmp / ENSEMBLE_MANIFEST).write_text(json.dumps(request, indent=2) + "\n")
 
-    write_folder_atomically(output_dir, fill, overwrite=overwrite)
+    write_folder_atomically(output_dir, fill, overwrite=True)
+    shutil.rmtree(partial, ignore_errors=True)
     return members
 
 
@@ -334,13 +450,57 @@ def write_ood_thresholds(
     device: str | torch.device = "cpu",
     temperature: float = 0.001,
     keeps: Sequence[float] = (0.95, 0.80),
+    reuse: bool = True,
 ) -> Path:
-    """After training: load the best checkpoint, score the calibration images, write the thresholds JSON."""
-    network.load_state_dict(torch.load(ckpt_path, map_location=device, weights_only=True))
+    """After training: load the best checkpoint, score the calibration images, write the thresholds JSON.
+
+    The file records what it was fitted on (``fitted_on``: SHA-1 of the checkpoint and of the ensemble members, the
+    calibration images' fingerprint, temperature, keeps); with ``reuse`` a rerun on the same inputs leaves it as it
+    is, and any change (a retrained model, another ensemble) fits it again.
+
+    Args:
+        path: the thresholds JSON to write.
+        network: the multi-exit network (DDP-wrapped or not); the checkpoint is loaded into it.
+        ckpt_path: the best checkpoint (``models/model.pt``).
+        datalist: the calibration items.
+        transform: their deterministic preprocessing.
+        ensemble_dir: the deep ensemble's folder (used when it exists).
+        member_factory: builds an untrained member (to load the ensemble into).
+        device: inference device.
+        temperature: energy temperature.
+        keeps: calibration fractions kept as ID.
+        reuse: keep a file fitted on the same inputs.
+
+    Returns:
+        ``path``.
+    """
+    members_paths = sorted(Path(ensemble_dir).glob("member_*.pt")) if ensemble_dir and member_factory else []
+    fitted_on = {
+        "model_sha1": _sha1_files([Path(ckpt_path)]),
+        "ensemble_sha1": _sha1_files(members_paths) if members_paths else None,
+        "calibration": data_fingerprint(datalist),
+        "temperature": float(temperature),
+        "keeps": [float(k) for k in keeps],
+    }
+    existing = _read_json(Path(path))
+    if reuse and isinstance(existing, dict) and existing.get("fitted_on") == fitted_on:
+        logger.info(f"{path}: OOD thresholds already fitted on this model, ensemble and calibration set")
+        return Path(path)
+    module = unwrap(network)
+    module.load_state_dict(torch.load(ckpt_path, map_location=device, weights_only=True))
     members = load_ensemble(ensemble_dir, member_factory, device) if ensemble_dir and member_factory else []
-    scores = score_datalist(network, members, datalist, transform, device, temperature)
-    payload = {"temperature": temperature, "num_members": len(members), **fit_ood_thresholds(scores, keeps)}
+    scores = score_datalist(module, members, datalist, transform, device, temperature)
+    payload = {"temperature": temperature, "num_members": len(members), **fit_ood_thresholds(scores, keeps),
+               "fitted_on": fitted_on}  # fmt: skip
     return write_json_atomic(path, payload)
+
+
+def _sha1_files(paths: Sequence[Path]) -> str:
+    digest = hashlib.sha1()
+    for path in paths:
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def _round(value: float) -> float | None:
@@ -423,7 +583,8 @@ class OODEvaluationReport:
         self.seed = seed
         self.extra = dict(extra or {})
 
-    def attach(self, engine: Any) -> None:  # noqa: D102
+    def attach(self, engine: Any) -> None:
+        """Write the report when ``engine``'s epoch completes."""
         engine.add_event_handler(Events.EPOCH_COMPLETED, self)
 
     def compute(self) -> dict[str, Any]:
@@ -526,7 +687,8 @@ class OODEvaluationReport:
             result[method] = rows
         return result
 
-    def __call__(self, engine: Any) -> None:  # noqa: D102
+    def __call__(self, engine: Any) -> None:
+        """Compute the report, add the evaluator's scalar metrics, write ``metrics.json``."""
         report = self.compute()
         for name, value in engine.state.metrics.items():
             if isinstance(value, (int, float)):
@@ -578,7 +740,8 @@ class OODInferenceWriter:
         self.thresholds: dict[str, Any] | None = None
         self.members: list[torch.nn.Module] = []
 
-    def attach(self, engine: Any) -> None:  # noqa: D102
+    def attach(self, engine: Any) -> None:
+        """Load the thresholds (and ensemble) at the start; write after every iteration."""
         engine.add_event_handler(Events.STARTED, self._load)
         engine.add_event_handler(Events.ITERATION_COMPLETED, self)
 
@@ -596,7 +759,8 @@ class OODInferenceWriter:
         if self.ensemble_dir and self.member_factory:
             self.members = load_ensemble(self.ensemble_dir, self.member_factory, self.device)
 
-    def __call__(self, engine: Any) -> None:  # noqa: D102
+    def __call__(self, engine: Any) -> None:
+        """Score the iteration's images and write one JSON per image."""
         if self.thresholds is None:
             self._load()
         batch = engine.state.batch
@@ -635,9 +799,10 @@ class OODInferenceWriter:
 
 
 def _source_names(batch: Any, count: int) -> list[str]:
-    """File names of a batch, collated (a dict) or decollated (a list of dicts), from MONAI's
-    ``filename_or_obj`` meta data; ``image_<k>`` when unknown.
-    """  # noqa: D205
+    """File names of a batch, collated (a dict) or decollated (a list of dicts).
+
+    Read from MONAI's ``filename_or_obj`` meta data; ``image_<k>`` when unknown.
+    """
     if isinstance(batch, Mapping):
         names = (getattr(batch["image"], "meta", {}) or {}).get("filename_or_obj")
         if isinstance(names, str):

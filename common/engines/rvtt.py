@@ -257,10 +257,12 @@ class SRComparisonWriter:
         self.crop = int(crop)
         self.postfix = postfix
 
-    def attach(self, engine: Any) -> None:  # noqa: D102
+    def attach(self, engine: Any) -> None:
+        """Write the figures after every iteration of ``engine``."""
         engine.add_event_handler(Events.ITERATION_COMPLETED, self)
 
-    def __call__(self, engine: Any) -> None:  # noqa: D102
+    def __call__(self, engine: Any) -> None:
+        """Write one figure per item (or batch element) of ``engine.state.output``."""
         output = engine.state.output
         for index, item in enumerate(output if isinstance(output, list) else [output]):
             lr = item["image"]

@@ -4,16 +4,20 @@
 the melanoma detector (Bolelli et al.), the melanoma AUC, threshold metrics at 0.5 and at the validation-ROC
 threshold, and the no-network baselines scoring the lesion's foreground ratio. :class:`GradCAMWriter` writes each
 input's class probabilities (``<name>.json``) and a Grad-CAM overlay (``<name>_gradcam.png``).
+:class:`ResumableEarlyStopHandler` is MONAI's early stopping with a state that the training checkpoints save, so a
+resumed cutaneous run keeps its patience count and a run that stopped early is not continued.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from monai.handlers import EarlyStopHandler
 from monai.utils import min_version, optional_import
 from PIL import Image
 
@@ -24,7 +28,64 @@ from .metrics_report import write_json_atomic
 
 Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
 
-__all__ = ["GradCAMWriter", "SkinClassificationReport", "gradcam_overlay", "predict_probabilities"]
+__all__ = [
+    "GradCAMWriter",
+    "ResumableEarlyStopHandler",
+    "SkinClassificationReport",
+    "gradcam_overlay",
+    "predict_probabilities",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class ResumableEarlyStopHandler(EarlyStopHandler):
+    """``monai.handlers.EarlyStopHandler`` with ``state_dict`` / ``load_state_dict`` (patience counter, best score).
+
+    List it in the ``state`` of :class:`~common.engines.TrainingCheckpoints`: a resumed run then counts patience on
+    from where it stopped, and a run that had stopped early stops again at the trainer's start, before any epoch
+    (nothing is trained or written). A larger ``patience`` lets such a run continue. Same arguments as MONAI's
+    handler; the state may be loaded before :meth:`set_trainer` (it is applied then).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._pending: dict[str, Any] | None = None
+
+    def set_trainer(self, trainer: Any) -> None:
+        """Set the trainer to stop (MONAI's), apply a state loaded earlier, and check it at the trainer's start."""
+        super().set_trainer(trainer)
+        if self._pending is not None:
+            self._apply(self._pending)
+            self._pending = None
+        trainer.add_event_handler(Events.STARTED, self._stop_if_stopped_before)
+
+    def state_dict(self) -> dict[str, Any]:
+        """``{"counter", "best_score"}`` of the patience count."""
+        if self._handler is None:
+            return {"counter": 0, "best_score": None} if self._pending is None else dict(self._pending)
+        return {"counter": int(self._handler.counter), "best_score": self._handler.best_score}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore the patience count (kept until :meth:`set_trainer` when there is no trainer yet)."""
+        state = {"counter": int(state["counter"]), "best_score": state["best_score"]}
+        if self._handler is None:
+            self._pending = state
+        else:
+            self._apply(state)
+
+    def _apply(self, state: Mapping[str, Any]) -> None:
+        # ignite's own state has further keys (its settings, e.g. threshold_mode): keep the handler's
+        self._handler.load_state_dict({**self._handler.state_dict(), **state})
+
+    def _stop_if_stopped_before(self, trainer: Any) -> None:
+        # runs after TrainingCheckpoints restored the state (it attached to the trainer first)
+        if self._handler is not None and self._handler.counter >= self.patience:
+            logger.info(
+                f"training had stopped early after epoch {trainer.state.epoch} ({self._handler.counter} validations "
+                f"without improvement, patience {self.patience}); nothing to do (a larger --patience continues it)"
+            )
+            trainer.terminate(skip_completed=True)
 
 
 def _round(value: float) -> float | None:
@@ -117,7 +178,8 @@ class SkinClassificationReport(ProbabilityCollector):
             metrics.update({f"baseline_{k}": v for k, v in baselines.items()})
         return metrics
 
-    def __call__(self, engine: Any) -> None:  # noqa: D102
+    def __call__(self, engine: Any) -> None:
+        """Write the report of the epoch's collected probabilities."""
         probs = np.stack(self.probs)
         labels = np.asarray(self.labels)
         # the detector's metrics first: summaries (make demo) show the leading keys
@@ -177,8 +239,10 @@ def gradcam_overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.45) ->
 
 
 class GradCAMWriter:
-    """Inference handler writing, per input, ``<name>.json`` (class probabilities, predicted class) and
-    ``<name>_gradcam.png`` (the network input beside its Grad-CAM overlay for the explained class).
+    """Inference handler writing, per input, ``<name>.json`` and ``<name>_gradcam.png``.
+
+    ``<name>.json`` holds the class probabilities and the predicted class, ``<name>_gradcam.png`` the network input
+    beside its Grad-CAM overlay for the explained class.
 
     Images are stored as MONAI's PNG reader returns them (axis 0 = width), so the overlay is transposed back for
     viewing.
@@ -209,7 +273,8 @@ class GradCAMWriter:
         self.image_key = image_key
         self._cam = None
 
-    def attach(self, engine: Any) -> None:  # noqa: D102
+    def attach(self, engine: Any) -> None:
+        """Write after every iteration of ``engine``."""
         engine.add_event_handler(Events.ITERATION_COMPLETED, self)
 
     def cam(self, images: torch.Tensor, class_index: int) -> np.ndarray:
@@ -223,7 +288,8 @@ class GradCAMWriter:
             heat = self._cam(images.detach().clone().requires_grad_(True), class_idx=class_index)
         return heat[:, 0].detach().cpu().numpy()
 
-    def __call__(self, engine: Any) -> None:  # noqa: D102
+    def __call__(self, engine: Any) -> None:
+        """Write the JSON and the Grad-CAM picture of every item of the iteration's batch."""
         probs = output_probabilities(engine.state.output)
         names = source_names(engine.state.batch, len(probs))
         batch = engine.state.batch

@@ -1,6 +1,9 @@
-"""Bundle-specific tests of breast_ultrasound_ood_classification: bad inputs the generic suite does not make
-(wrong size, constant image, unknown or empty class folder, broken OOD image), and the content of the reports.
-"""  # noqa: D205
+"""Bundle-specific tests of breast_ultrasound_ood_classification.
+
+Bad inputs the generic suite does not make (wrong size, constant image, unknown or empty class folder, broken OOD
+image), the content of the reports, and the stages after the CNN on a rerun (the ensemble and the thresholds are
+re-used when nothing they depend on changed).
+"""
 
 from __future__ import annotations
 
@@ -120,3 +123,29 @@ def test_reports_hold_every_method_and_set(bundle_runs):
     assert thresholds["num_calibration_images"] == len(
         json.loads((run.root / "sample_data" / "splits.json").read_text())["calibration"]
     )
+
+
+@pytest.mark.slow
+def test_rerun_reuses_the_ensemble_and_the_thresholds(pristine: Path, tmp_path: Path, caplog):
+    import logging
+
+    copy_sample(pristine, tmp_path)
+    overrides = {"bundle_root": str(tmp_path), "max_epochs": 1, "ensemble_size": 1, "ensemble_min_steps": 0}
+    run_workflow(BUNDLE, "train", quiet=True, **overrides)
+    models = tmp_path / "models"
+    stamps = {p: p.stat().st_mtime_ns for p in [models / "ood_thresholds.json", *(models / "ensemble").iterdir()]}
+    manifest = json.loads((models / "ensemble" / "ensemble_manifest.json").read_text())
+    assert manifest["size"] == 1 and manifest["data"]["num_items"] > 0
+    fitted_on = json.loads((models / "ood_thresholds.json").read_text())["fitted_on"]
+    assert fitted_on["ensemble_sha1"] and fitted_on["calibration"]["num_items"] > 0
+    with caplog.at_level(logging.INFO):
+        run_workflow(BUNDLE, "train", quiet=True, **overrides)  # finished: nothing is trained or refitted
+    assert "training already finished" in caplog.text and "re-using the 1-member ensemble" in caplog.text
+    assert "already fitted" in caplog.text and "ensemble member 1/1" not in caplog.text
+    assert stamps == {p: p.stat().st_mtime_ns for p in stamps}
+    caplog.clear()
+    with caplog.at_level(logging.INFO):  # another ensemble request: the members are trained again, thresholds refitted
+        run_workflow(BUNDLE, "train", quiet=True, **{**overrides, "ensemble_size": 2})
+    assert "ensemble member 2/2" in caplog.text and "already fitted" not in caplog.text
+    assert json.loads((models / "ood_thresholds.json").read_text())["num_members"] == 2
+    assert not list(models.glob(".ensemble*")), "no partial ensemble left behind"

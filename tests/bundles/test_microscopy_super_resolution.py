@@ -1,7 +1,8 @@
-"""Bundle-specific checks of microscopy_super_resolution (rVTT): bad input stops cleanly before anything is written
-(grey tile, tile smaller than the training patch, bad scale, ROI mask of another size), and inference on an LR image
-as given writes the SR image and the comparison figure.
-"""  # noqa: D205
+"""Bundle-specific checks of microscopy_super_resolution (rVTT).
+
+Bad input stops cleanly before anything is written (grey tile, tile smaller than the training patch, bad scale, ROI
+mask of another size), and inference on an LR image as given writes the SR image and the comparison figure.
+"""
 
 from __future__ import annotations
 
@@ -97,7 +98,7 @@ def test_inference_writes_sr_and_figure(bundle_runs, tmp_path, simulate_lr):
                  simulate_lr=simulate_lr, **run.overrides)  # fmt: skip
     assert sorted(p.name for p in out.iterdir()) == ["small_comparison.png", "small_sr.png"]
     sr = np.asarray(Image.open(out / "small_sr.png"))
-    scale = load_config(BUNDLE, "inference").get("scale")
+    scale = load_config(BUNDLE, "inference", **run.overrides).get_parsed_content("scale")  # the trained scale
     expected = (40 * scale, 36 * scale) if not simulate_lr else (40 // scale * scale, 36 // scale * scale)
     assert sr.shape == (*expected, 3)
     figure = np.asarray(Image.open(out / "small_comparison.png"))

@@ -1,6 +1,8 @@
-"""Bundle-specific checks of pathology_arbitrary_scale_super_resolution: bad input stops cleanly (grey tile, tile
-smaller than the training crop, bad scale) and inference works at a non-integer scale on an LR image as given.
-"""  # noqa: D205
+"""Bundle-specific checks of pathology_arbitrary_scale_super_resolution.
+
+Bad input stops cleanly (grey tile, tile smaller than the training crop, bad scale) and inference works at a
+non-integer scale on an LR image as given.
+"""
 
 from __future__ import annotations
 

@@ -1,8 +1,11 @@
-"""Bundle-specific tests of skin_lesion_classification: ISIC bad inputs the generic suite does not make (unknown
-class column, a CSV row without its image, constant image, mask of the wrong size, a debasing variant without
-masks), every debasing variant through the bundle's own preprocessing, the evaluation report and Grad-CAM output,
-and the 4-class cutaneous workflow with its augmentation stage.
-"""  # noqa: D205
+"""Bundle-specific tests of skin_lesion_classification.
+
+ISIC bad inputs the generic suite does not make (unknown class column, a CSV row without its image, constant image,
+mask of the wrong size, a debasing variant without masks), every debasing variant through the bundle's own
+preprocessing, the evaluation report and Grad-CAM output, and the 4-class cutaneous workflow with its augmentation
+stage under the training contract (its own models/cutaneous/, plan-driven evaluate and inference, rerun resumes and
+re-uses the augmented training set).
+"""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from bundle_helpers import ROOT, assert_nothing_written, copy_sample, top_level_
 from PIL import Image
 
 from common.data import DatasetError, DatasetLayoutError
+from common.engines import PLAN_FILENAME, STATE_FILENAME, network_arguments
 from common.transforms import ABCDE_VARIANTS
 from common.workflows import load_config, run_workflow
 
@@ -135,14 +139,57 @@ def test_report_and_gradcam_output(bundle_runs):
     assert picture.shape == (64, 128, 3) and picture.std() > 5
 
 
+CUTANEOUS = ("cutaneous_train", "cutaneous_evaluate", "cutaneous_inference")
+
+
+def test_cutaneous_configs_share_the_network_spec_and_default_to_the_trained_switches(tmp_path: Path):
+    parsers = {wf: load_config(BUNDLE, wf, bundle_root=str(tmp_path)) for wf in CUTANEOUS}
+    specs = {wf: parser.get("network_spec") for wf, parser in parsers.items()}
+    assert specs["cutaneous_train"] == specs["cutaneous_evaluate"] == specs["cutaneous_inference"]
+    switches = parsers["cutaneous_train"].get("recorded_switches")
+    assert set(switches) == {"arch", "image_size", "split_seed"}
+    for wf in CUTANEOUS[1:]:
+        parser = parsers[wf]
+        assert parser.get("network_def") == "$@network_spec()" and "$@check_variant" in parser.get("run")
+        assert parser.get_parsed_content("ckpt_path") == str(tmp_path / "models" / "cutaneous" / "model.pt")
+        for name in switches:
+            assert f"trained_switch(@ckpt_path, '{name}'" in str(parser.get(name))
+            assert parser.get_parsed_content(name) == parsers["cutaneous_train"].get_parsed_content(name)
+    train = parsers["cutaneous_train"]
+    handlers = train.get("train#handlers")
+    assert [h.get("_target_") for h in handlers].count("common.engines.TrainingCheckpoints") == 1
+    assert "CheckpointSaver" not in json.dumps(train.get("validate#handlers"))
+
+
 @pytest.mark.slow
-def test_cutaneous_workflow_with_geometric_augmentation(pristine: Path, tmp_path: Path):
+def test_cutaneous_workflow_with_geometric_augmentation(pristine: Path, tmp_path: Path, caplog):
+    import logging
+
     copy_sample(pristine, tmp_path)
     overrides = {"bundle_root": str(tmp_path)}
     epochs = load_config(BUNDLE, "cutaneous_train").get_parsed_content("short_epochs")
     run_workflow(BUNDLE, "cutaneous_train", quiet=True, max_epochs=epochs, **overrides)
     augmented = sorted((tmp_path / "augmented").iterdir())
     assert len(augmented) == 1 and len(list(augmented[0].rglob("*.png"))) == 4 * 30 * 7  # originals + 6 each
+    # its own checkpoint folder: the melanoma detector's models/ files are not touched
+    models = tmp_path / "models"
+    assert {p.name for p in models.iterdir()} == {"cutaneous"}
+    assert {p.name for p in (models / "cutaneous").iterdir()} == {"model.pt", PLAN_FILENAME, STATE_FILENAME}
+    plan = json.loads((models / "cutaneous" / PLAN_FILENAME).read_text())
+    assert plan["switches"] == {"arch": "resnet-mini", "image_size": 64, "split_seed": 0}
+    # a rerun: finished, nothing trained, the augmented set re-used (not rewritten)
+    manifest = augmented[0] / "augmentation_manifest.json"
+    stamps = (manifest.stat().st_mtime_ns, (models / "cutaneous" / "model.pt").stat().st_mtime_ns)
+    with caplog.at_level(logging.INFO):
+        run_workflow(BUNDLE, "cutaneous_train", quiet=True, max_epochs=epochs, **overrides)
+    assert "training already finished" in caplog.text and "re-using the geometric training set" in caplog.text
+    assert stamps == (manifest.stat().st_mtime_ns, (models / "cutaneous" / "model.pt").stat().st_mtime_ns)
+    # evaluate and inference build the trained network, and refuse another one before writing anything
+    network = load_config(BUNDLE, "cutaneous_inference", **overrides).get_parsed_content("network_spec")
+    assert network_arguments(network) == plan["network"]
+    with pytest.raises(ValueError, match=r"--arch 'resnet18' \(trained with 'resnet-mini'\)"):
+        run_workflow(BUNDLE, "cutaneous_inference", quiet=True, arch="resnet18", **overrides)
+    assert not (tmp_path / "outputs").exists()
     run_workflow(BUNDLE, "cutaneous_evaluate", quiet=True, **overrides)
     report = json.loads((tmp_path / "eval" / "cutaneous" / "metrics.json").read_text())
     m = report["metrics"]

@@ -1,7 +1,10 @@
-"""Bundle-specific tests of thyroid_mpm_fusion_classification: bad inputs the generic suite does not make (wrong
-size, wrong channel count, constant image, missing modality file in the raw layout, corrupted file), the section-wise
-split, the baseline switch and the inference JSON content.
-"""  # noqa: D205
+"""Bundle-specific tests of thyroid_mpm_fusion_classification.
+
+Bad inputs the generic suite does not make (wrong size, wrong channel count, constant image, missing modality file in
+the raw layout, corrupted file), the section-wise split, the baseline switch and what the training plan records of
+it, the inference JSON content (independent sigmoid ``class_scores``, not probabilities) and the autoencoder stage
+on a rerun.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +18,8 @@ from bundle_helpers import ROOT, assert_nothing_written, copy_sample, top_level_
 from PIL import Image
 
 from common.data import DatasetError, DatasetLayoutError, ImageFileError, convert_mpm_rois
+from common.engines import network_arguments
+from common.engines.mpm_fusion import CLASS_SCORES_NOTE
 from common.workflows import load_config, run_workflow
 
 BUNDLE = ROOT / "bundles" / "thyroid_mpm_fusion_classification"
@@ -143,20 +148,58 @@ def test_input_mode_switch_builds_one_scriptable_network(mode: str):
     assert network(x).shape == (2, 2)
 
 
+def test_recorded_network_arguments_identify_every_variant():
+    """The plan records plain arguments of the factory (no module reprs), distinct for every front end."""
+    recorded = []
+    for mode in ("fusion", "BSHG", "FSHG", "TPEF", "stack"):
+        for latent_on_path in (True, False):
+            spec = load_config(BUNDLE, "train", input_mode=mode, latent_on_path=latent_on_path)
+            arguments = network_arguments(spec.get_parsed_content("network_spec"))
+            assert all(isinstance(v, (str, int, float, bool, list, type(None))) for v in arguments.values())
+            recorded.append(json.dumps(arguments, sort_keys=True))
+    assert len(set(recorded)) == len(recorded)
+
+
 def test_unknown_input_mode_is_refused():
     with pytest.raises((ValueError, RuntimeError), match="input_mode"):
         load_config(BUNDLE, "inference", input_mode="SHG").get_parsed_content("network_def")
 
 
 @pytest.mark.slow
-def test_reports_hold_the_paper_metrics_and_probabilities(bundle_runs):
+def test_reports_hold_the_paper_metrics_and_class_scores(bundle_runs):
     trained = bundle_runs.trained(BUNDLE)
     report = json.loads((trained.root / "eval" / "metrics.json").read_text())
     for key in ("auroc", "trivial_auroc", "auroc_hard_labels", "accuracy", "precision_FA", "recall_FTC", "f1_FA"):
         assert key in report["metrics"]
     assert report["metrics"]["trivial_auroc"] == 0.5
+    assert report["class_scores_note"] == CLASS_SCORES_NOTE
+    assert all(set(case["class_scores"]) == {"FA", "FTC"} for case in report["cases"].values())
     run_workflow(BUNDLE, "inference", quiet=True, **trained.overrides)
     outputs = sorted((trained.root / "outputs").glob("*.json"))
-    record = json.loads(outputs[0].read_text())
-    assert set(record["probabilities"]) == {"FA", "FTC"}
-    assert all(0.0 <= p <= 1.0 for p in record["probabilities"].values())
+    records = [json.loads(path.read_text()) for path in outputs]
+    # two independent sigmoids: named what they are, with the note, never called probabilities
+    for record in records:
+        assert "probabilities" not in record and record["class_scores_note"] == CLASS_SCORES_NOTE
+        assert set(record["class_scores"]) == {"FA", "FTC"}
+        assert all(0.0 <= p <= 1.0 for p in record["class_scores"].values())
+        assert record["predicted_class"] == max(record["class_scores"], key=record["class_scores"].get)
+    sums = [sum(record["class_scores"].values()) for record in records]
+    assert max(abs(total - 1.0) for total in sums) > 1e-3, "sigmoid scores that always sum to 1 would be softmax"
+
+
+@pytest.mark.slow
+def test_rerun_does_not_retrain_the_autoencoder(pristine: Path, tmp_path: Path, caplog):
+    import logging
+
+    copy_sample(pristine, tmp_path)
+    overrides = {"bundle_root": str(tmp_path), "max_epochs": 1, "ae_epochs": 1}
+    run_workflow(BUNDLE, "train", quiet=True, **overrides)
+    with caplog.at_level(logging.INFO, logger="common.engines"):
+        run_workflow(BUNDLE, "train", quiet=True, **{**overrides, "max_epochs": 2})
+    assert "stage 1 skipped" in caplog.text and "autoencoder epoch" not in caplog.text
+    assert "after epoch 1 of 2" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="common.engines"):  # another variant: a new run, stage 1 again
+        run_workflow(BUNDLE, "train", quiet=True, **{**overrides, "latent_on_path": False})
+    assert "autoencoder epoch 1/1" in caplog.text and "stage 1 skipped" not in caplog.text
+    assert list((tmp_path / "models").glob("previous-*")), "the earlier run is set aside, not overwritten"

@@ -35,6 +35,9 @@ def test_splits_json_overrides(tmp_path: Path):
         json.dumps({"train": ["case_00", "case_01"], "val": ["case_02"], "test": ["case_03"]})
     )
     assert [p["case"] for p in image_mask_datalist(root, "test")] == ["case_03"]
+    (root / "splits.json").write_text(json.dumps({"train": ["case_00"], "test": ["case_03", "case_09"]}))
+    with pytest.raises(DatasetLayoutError, match=r"'test' names 1 image\(s\) not in the folder: \['case_09'\]"):
+        image_mask_datalist(root, "test")  # a listed case that is gone is not dropped silently
     (root / "splits.json").write_text("{not json")
     with pytest.raises(DatasetLayoutError, match="splits.json: cannot read"):
         image_mask_datalist(root, "train")

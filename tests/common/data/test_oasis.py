@@ -67,6 +67,12 @@ def test_pair_datalist_reads_subjects_txt_order(tmp_path):
     with pytest.raises(DatasetLayoutError, match="seg4"):
         oasis_pair_datalist(root, "val", label_set="seg4")
     assert "label" not in oasis_pair_datalist(root, "val", label_set="seg4", require_labels=False)[0]
+    (root / names[3] / OASIS_FILES[2][0]).unlink()
+    with pytest.raises(DatasetLayoutError, match=f"{names[3]}/{OASIS_FILES[2][0]}: subject image is missing"):
+        oasis_pair_datalist(root, "val")  # never a silent drop of the damaged subject
+    (root / "subjects.txt").unlink()
+    with pytest.raises(DatasetLayoutError, match="subject image is missing"):
+        oasis_subjects(root)
     (root / "subjects.txt").write_text("OASIS_missing\n")
     with pytest.raises(DatasetLayoutError, match="missing"):
         oasis_subjects(root)

@@ -194,6 +194,13 @@ def test_class_folders_are_deterministic_and_reused(tmp_path, monkeypatch):
 
     monkeypatch.setattr(augmentation_module, "train_wgan", no_training)
     assert write_augmented_class_folders(datalist, ["a", "b"], tmp_path / "one", **kwargs) == first
+    # what every rank of a multi-process run does after rank 0 wrote the folder: read it, never write
+    assert write_augmented_class_folders(datalist, ["a", "b"], tmp_path / "one", **kwargs, reuse_only=True) == first
+    with pytest.raises(FileNotFoundError, match="augmentation stage writes it first"):
+        write_augmented_class_folders(datalist, ["a", "b"], tmp_path / "three", **kwargs, reuse_only=True)
+    with pytest.raises(FileNotFoundError, match="no complete wgan training set"):
+        write_augmented_class_folders(datalist, ["a", "b"], tmp_path / "one", **{**kwargs, "seed": 9}, reuse_only=True)
+    assert not (tmp_path / "three").exists()
     # a different request replaces the folder (here: the seed changes -> retraining is attempted)
     with pytest.raises(AssertionError, match="re-used"):
         write_augmented_class_folders(datalist, ["a", "b"], tmp_path / "one", **{**kwargs, "seed": 4})

@@ -49,6 +49,30 @@ def test_exits_inferer_returns_every_exit():
     assert ExitsInferer()(torch.rand(2, 1, SIZE, SIZE), _net()).shape == (2, 3, 3)
 
 
+def test_exits_inferer_goes_through_the_ddp_wrapper(tmp_path: Path):
+    """DDP averages gradients only for passes through its own forward: the inferer must not bypass the wrapper."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        torch.manual_seed(0)
+        net = _net().eval()  # no dropout: the two passes must agree
+        ddp = torch.nn.parallel.DistributedDataParallel(net)
+        calls = []
+        through = ddp.forward
+        ddp.forward = lambda *a, **k: (calls.append(1), through(*a, **k))[1]
+        x = torch.rand(2, 1, SIZE, SIZE)
+        out = ExitsInferer()(x, ddp)
+        assert calls == [1] and out.shape == (2, 3, 3)
+        assert torch.allclose(out, net.forward_exits(x))
+        out.sum().backward()
+        assert all(p.grad is not None for p in net.parameters())
+        assert "forward" not in vars(net), "the module's own forward must be restored"
+        assert net(x).shape == (2, 3)
+    finally:
+        dist.destroy_process_group()
+
+
 def test_member_hyperparameters_follow_table_2():
     rng = np.random.default_rng(0)
     draws = [sample_member_hyperparameters(rng) for _ in range(200)]
@@ -81,6 +105,68 @@ def test_train_ensemble_caps_batch_and_raises_epochs_to_min_steps(tmp_path: Path
     setup = members[0]
     assert setup["batch_size"] <= 4 and setup["epochs"] * math.ceil(setup["num_images"] / setup["batch_size"]) >= 9
     assert setup["drawn_epochs"] == 1
+
+
+class _Factory:
+    """A member factory that can fail on its n-th call (an interrupted ensemble)."""
+
+    def __init__(self, fail_at: int | None = None):
+        self.fail_at, self.calls = fail_at, 0
+
+    def __call__(self):
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise KeyboardInterrupt("killed")
+        return _net(())
+
+
+def test_ensemble_rerun_reuses_a_finished_one_and_resumes_an_interrupted_one(tmp_path: Path):
+    items, loss = _items(9, 0), MultiExitLoss()
+    reference = train_ensemble(_Factory(), items, tmp_path / "ref", 3, loss, epoch_scale=0.04)
+    stamps = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "ref").iterdir()}
+    again = _Factory()
+    assert train_ensemble(again, items, tmp_path / "ref", 3, loss, epoch_scale=0.04) == reference
+    assert again.calls == 0 and stamps == {p.name: p.stat().st_mtime_ns for p in (tmp_path / "ref").iterdir()}
+    manifest = json.loads((tmp_path / "ref" / "ensemble_manifest.json").read_text())
+    assert manifest["size"] == 3 and manifest["loss"]["class"] == "MultiExitLoss"
+
+    with pytest.raises(KeyboardInterrupt):  # killed while training the third member
+        train_ensemble(_Factory(fail_at=3), items, tmp_path / "ens", 3, loss, epoch_scale=0.04)
+    assert not (tmp_path / "ens").exists() and len(list((tmp_path / ".ens.partial").glob("member_*.pt"))) == 2
+    resumed = _Factory()
+    assert train_ensemble(resumed, items, tmp_path / "ens", 3, loss, epoch_scale=0.04) == reference
+    assert resumed.calls == 1, "only the missing member is trained"
+    assert not (tmp_path / ".ens.partial").exists()
+    for k in range(3):
+        a, b = (torch.load(tmp_path / d / f"member_{k:02d}.pt", weights_only=True) for d in ("ref", "ens"))
+        assert all(torch.equal(a[n], b[n]) for n in a), "a resumed ensemble equals an uninterrupted one"
+
+    other = _Factory()  # another request (size) trains afresh
+    assert len(train_ensemble(other, items, tmp_path / "ens", 2, loss, epoch_scale=0.04)) == 2 and other.calls == 2
+    with pytest.raises(FileExistsError):
+        train_ensemble(_Factory(), items, tmp_path / "ens", 1, loss, epoch_scale=0.04, overwrite=False)
+
+
+def test_thresholds_are_refitted_only_when_their_inputs_change(tmp_path: Path):
+    torch.manual_seed(0)
+    net = _net()
+    torch.save(net.state_dict(), tmp_path / "model.pt")
+    calibration = [{"image": f"img{k}.png", "label": k % 3} for k in range(12)]
+    tensors = {i["image"]: x["image"] for i, x in zip(calibration, _items(12, 2))}
+
+    def load(item):
+        return {**item, "image": tensors[item["image"]]}
+
+    def fit():
+        path = write_ood_thresholds(tmp_path / "thr.json", net, tmp_path / "model.pt", calibration, load)
+        return path.stat().st_mtime_ns, json.loads(path.read_text())
+
+    first, saved = fit()
+    assert saved["fitted_on"]["calibration"]["num_items"] == 12 and saved["fitted_on"]["ensemble_sha1"] is None
+    assert fit()[0] == first, "same model and calibration images: the file is kept"
+    torch.save(_net().state_dict(), tmp_path / "model.pt")  # a retrained model
+    changed, refitted = fit()
+    assert changed != first and refitted["fitted_on"]["model_sha1"] != saved["fitted_on"]["model_sha1"]
 
 
 def test_ensemble_member_trained_on_the_sample_beats_chance(tmp_path: Path):

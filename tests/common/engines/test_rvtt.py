@@ -1,6 +1,8 @@
-"""Tests of common.engines.rvtt: the four-stage rVTT trainer (one process, and G, T1, T2 DDP-wrapped in a 2-process
-gloo group), ROI patch selection and the comparison writer.
-"""  # noqa: D205
+"""Tests of common.engines.rvtt.
+
+The four-stage rVTT trainer (one process, and G, T1, T2 DDP-wrapped in a 2-process gloo group), ROI patch selection
+and the comparison writer.
+"""
 
 from __future__ import annotations
 

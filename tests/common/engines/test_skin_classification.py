@@ -1,4 +1,7 @@
-"""Skin classification report (melanoma threshold metrics, foreground baselines) and the Grad-CAM writer."""
+"""Skin classification engines.
+
+The report (melanoma threshold metrics, foreground baselines), the Grad-CAM writer and the resumable early stopping.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from monai.data import MetaTensor
 from PIL import Image
 
 from common.engines import GradCAMWriter, SkinClassificationReport, gradcam_overlay, predict_probabilities
+from common.engines.skin_classification import ResumableEarlyStopHandler
 
 
 class _Logger:
@@ -99,3 +103,36 @@ def test_gradcam_overlay_and_writer_find_the_evidence(tmp_path: Path):
     assert heat[:16, :16].mean() > heat[16:, 16:].mean() + 0.2
     overlay = np.asarray(Image.open(tmp_path / "out" / "case_7_gradcam.png"))
     assert overlay.shape == (32, 64, 3)
+
+
+def _early_stopping_run(scores, patience, state=None, max_epochs=10):
+    """A trainer whose 'validation' score per epoch comes from ``scores``; returns (handler, epochs run)."""
+    from ignite.engine import Engine, Events
+
+    trainer = Engine(lambda engine, batch: None)
+    values = iter(scores)
+    stop = ResumableEarlyStopHandler(patience=patience, score_function=lambda engine: next(values))
+    if state is not None:
+        stop.load_state_dict(state)  # as TrainingCheckpoints does, possibly before the trainer is set
+    stop.set_trainer(trainer)
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, stop)
+    epochs = []
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda engine: epochs.append(engine.state.epoch))
+    trainer.run([0], max_epochs=max_epochs)
+    return stop, epochs
+
+
+def test_early_stopping_state_survives_a_resume():
+    stop, epochs = _early_stopping_run([0.5, 0.6, 0.6, 0.6], patience=2)
+    assert epochs == [1, 2, 3, 4] and stop.state_dict() == {"counter": 2, "best_score": 0.6}
+    # the state saved with a stopped run: the resumed trainer stops at its start, before any epoch
+    _, again = _early_stopping_run([], patience=2, state=stop.state_dict())
+    assert again == []
+    # a larger patience continues it, counting on from the saved count
+    resumed, more = _early_stopping_run([0.6, 0.6], patience=3, state=stop.state_dict())
+    assert more == [1] and resumed.state_dict()["counter"] == 3
+    # before any trainer, the state is kept as loaded
+    fresh = ResumableEarlyStopHandler(patience=1, score_function=lambda engine: 0.0)
+    assert fresh.state_dict() == {"counter": 0, "best_score": None}
+    fresh.load_state_dict({"counter": 1, "best_score": 0.2})
+    assert fresh.state_dict() == {"counter": 1, "best_score": 0.2}
