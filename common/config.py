@@ -109,6 +109,33 @@ def choose(options: Mapping[str, Any], name: str, option: str) -> Any:
     return options[name]
 
 
+_TRUE = ("true", "yes", "on", "1")
+_FALSE = ("false", "no", "off", "0")
+
+
+def as_flag(value: Any, option: str) -> bool:
+    """A command-line switch as a bool: ``--resume false`` arrives as the string ``"false"``, which is truthy.
+
+    Args:
+        value: a bool, 0 / 1, or one of true/false, yes/no, on/off, 1/0 in any case.
+        option: the switch's name, for the error message.
+
+    Returns:
+        The switch's truth value.
+
+    Raises:
+        ValueError: any other value, naming the switch and what it accepts.
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in _TRUE or text in _FALSE:
+        return text in _TRUE
+    raise ValueError(f"{option} must be true or false, got {value!r}")
+
+
 def root_cause(exc: BaseException) -> BaseException:
     """The innermost ``__cause__`` of an exception chain (the error a config expression raised)."""
     while exc.__cause__ is not None:

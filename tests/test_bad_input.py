@@ -57,6 +57,8 @@ def _damage(case: str, item: dict, dataset_dir: Path) -> tuple[str, str]:
                 img.crop((0, 0, img.width - 8, img.height)).save(label)
         return str(label), "differs"
     if case == "wrong_channel_count":
+        if image.suffix.lower() in (".dcm", ".dicom"):
+            pytest.skip("a DICOM's channels are its photometric interpretation (the bundle's own tests cover RGB)")
         if _is_nifti(image):
             vol = nib.load(str(image))
             data = np.asarray(vol.dataobj)
@@ -67,7 +69,7 @@ def _damage(case: str, item: dict, dataset_dir: Path) -> tuple[str, str]:
         return str(image), "channel"
     if case == "nan_volume":
         if not _is_nifti(image):
-            pytest.skip("PNG images cannot hold NaN")
+            pytest.skip("only NIfTI images here can hold NaN (PNG and integer DICOM cannot)")
         vol = nib.load(str(image))
         nib.save(nib.Nifti1Image(np.full(vol.shape, np.nan, np.float32), vol.affine), str(image))
         return str(image), "NaN"

@@ -59,6 +59,21 @@ def _postprocessing(bundle: Path) -> str:
     return " -> ".join(steps) if steps else "none"
 
 
+def _export_note(bundle: Path) -> list[str]:
+    """A note on the export options ``inference.yaml`` asks for (its ``torchscript_export`` id), if any."""
+    import yaml
+
+    config = yaml.safe_load((bundle / "configs" / "inference.yaml").read_text())
+    if "torchscript_export" not in config:
+        return []
+    return [
+        "",
+        "Add the options of `inference.yaml`'s `torchscript_export` id for the trained variant: `--use_trace True` "
+        "for a network TorchScript cannot script, which is then traced at the input shape below (use it at that "
+        "patch size).",
+    ]
+
+
 def snippet(bundle: Path) -> str:
     """The README section for one bundle, derived from its metadata.json only."""
     meta = json.loads((bundle / "configs" / "metadata.json").read_text())
@@ -85,6 +100,7 @@ def snippet(bundle: Path) -> str:
             f"    --ckpt_file {rel}/models/model.pt --meta_file {rel}/configs/metadata.json \\",
             f"    --config_file {rel}/configs/inference.yaml",
             "```",
+            *_export_note(bundle),
             "",
             "```python",
             "import torch",

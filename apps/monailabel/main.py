@@ -221,6 +221,18 @@ class BundleCollectionApp(MONAILabelApp):
             version=monailabel.__version__,
         )
 
+    def init_datastore(self) -> Any:
+        """MONAI Label's datastore, whose local form also lists ``*.dcm`` files (single-image DICOM mammograms).
+
+        Returns:
+            The datastore MONAI Label would build, with ``*.dcm`` among the local file patterns.
+        """
+        from monailabel.config import settings
+
+        if "*.dcm" not in settings.MONAI_LABEL_DATASTORE_FILE_EXT:
+            settings.MONAI_LABEL_DATASTORE_FILE_EXT = [*settings.MONAI_LABEL_DATASTORE_FILE_EXT, "*.dcm"]
+        return super().init_datastore()
+
     def _servable(self, kinds: tuple[str, ...]) -> dict[str, Path]:
         return {n: p for n, p in self.bundles.items() if bundle_kind(n) in kinds and has_weights(p)}
 

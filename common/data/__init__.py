@@ -52,6 +52,14 @@ from .mammography import (
     read_mammogram_png,
     write_mammogram_dicom,
 )
+from .mammography_datasets import (
+    INBREAST_LAYOUT,
+    MAMMOGRAPHY_LAYOUTS,
+    check_mammogram_datalist,
+    inbreast_datalist,
+    mammography_datalist,
+    read_mammogram,
+)
 from .oasis import (
     OASIS_FILES,
     OASIS_LAYOUT,
@@ -111,6 +119,12 @@ __all__ = [
     "read_mammogram_dicom",
     "read_mammogram_png",
     "write_mammogram_dicom",
+    "INBREAST_LAYOUT",
+    "MAMMOGRAPHY_LAYOUTS",
+    "check_mammogram_datalist",
+    "inbreast_datalist",
+    "mammography_datalist",
+    "read_mammogram",
     "CUTANEOUS_CLASSES",
     "clinical_image",
     "dermoscopy_lesion",

@@ -26,6 +26,7 @@ from .classification_outputs import ProbabilityCollector, output_labels, output_
 from .detection import (
     DETECTION_IOU_THRESHOLDS,
     DetectionEvaluator,
+    DetectionFROCMetric,
     DetectionMAPMetric,
     DetectionReport,
     DetectionTrainer,
@@ -134,6 +135,7 @@ __all__ = [
     "write_json_atomic",
     "DETECTION_IOU_THRESHOLDS",
     "DetectionEvaluator",
+    "DetectionFROCMetric",
     "DetectionMAPMetric",
     "DetectionReport",
     "DetectionTrainer",

@@ -69,6 +69,7 @@ NotComputableError, _ = optional_import("ignite.exceptions", "0.4.11", min_versi
 __all__ = [
     "DETECTION_IOU_THRESHOLDS",
     "DetectionEvaluator",
+    "DetectionFROCMetric",
     "DetectionMAPMetric",
     "DetectionReport",
     "DetectionTrainer",
@@ -547,6 +548,72 @@ class DetectionMAPMetric(Metric):
         value = coco_map(images, self.iou_thresholds, self.labels, self.recall_points)
         if not math.isfinite(value):
             logger.warning("DetectionMAPMetric: no ground-truth box in the evaluated images; mAP set to 0.0")
+            return 0.0
+        return float(value)
+
+
+class DetectionFROCMetric(DetectionMAPMetric):
+    """Ignite metric: a FROC statistic (AUFC over an FPpI range, or TPR at an FPpI) of an evaluator's outputs.
+
+    It accumulates images as :class:`DetectionMAPMetric` does and scores them with the code of
+    :class:`DetectionReport` (:func:`common.metrics.froc_curve` with ``criterion``, then :func:`common.metrics.aufc`
+    or :func:`common.metrics.sensitivity_at_fppi`), so that a key metric named like a report entry (``aufc_0_1``,
+    ``tpr_at_0.1_fppi``) has the report's value. A set without any gt box scores 0.0 (with a warning).
+
+    Args:
+        statistic: ``"aufc"`` (normalised area under the FROC over ``fppi_range``) or ``"tpr"`` (sensitivity at a
+            mean FPpI of at most ``fppi``).
+        fppi_range: ``(low, high)`` FPpI range of the AUFC.
+        fppi: FPpI budget of the TPR.
+        criterion: hit criterion spec (:func:`common.metrics.hit_criterion`).
+        output_transform: maps the engine's output to the per-image dicts.
+        box_key: gt box key.
+        pred_box_key: predicted box key.
+        pred_score_key: predicted score key.
+        device: ignite's metric device (unused: the computation is on numpy).
+
+    Raises:
+        ValueError: an unknown statistic or an invalid range.
+    """
+
+    def __init__(
+        self,
+        statistic: str = "aufc",
+        fppi_range: Sequence[float] = (0.0, 1.0),
+        fppi: float = 0.1,
+        criterion: Any = "iou:0.1",
+        output_transform: Callable = lambda x: x,
+        box_key: str = "box",
+        pred_box_key: str = "pred_box",
+        pred_score_key: str = "pred_score",
+        device: str | torch.device = "cpu",
+    ) -> None:
+        if statistic not in ("aufc", "tpr"):
+            raise ValueError(f"statistic must be 'aufc' or 'tpr', got '{statistic}'")
+        low, high = (float(v) for v in fppi_range)
+        if not 0.0 <= low < high:
+            raise ValueError(f"fppi_range must be (low, high) with 0 <= low < high, got {list(fppi_range)}")
+        self.statistic, self.fppi_range, self.fppi = statistic, (low, high), float(fppi)
+        self.criterion = hit_criterion(criterion)
+        super().__init__(output_transform=output_transform, box_key=box_key, pred_box_key=pred_box_key,
+                         pred_score_key=pred_score_key, device=device)  # fmt: skip
+
+    def compute(self) -> float:
+        """The statistic over all accumulated (and gathered) images.
+
+        Raises:
+            NotComputableError: no image was seen.
+        """
+        images = _gather(self._images)
+        if not images:
+            raise NotComputableError("DetectionFROCMetric needs at least one image before it can be computed")
+        froc = froc_curve(images, self.criterion)
+        if self.statistic == "aufc":
+            value = aufc(froc, self.fppi_range)
+        else:
+            value = float(sensitivity_at_fppi(froc, self.fppi))
+        if not math.isfinite(value):
+            logger.warning("DetectionFROCMetric: no ground-truth box in the evaluated images; set to 0.0")
             return 0.0
         return float(value)
 

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from .. import distributed
+from ..config import as_flag
 from .metrics_report import write_json_atomic
 
 __all__ = [
@@ -250,7 +251,7 @@ class TrainingCheckpoints:
         self.evaluator = evaluator
         self.state_objects = dict(state or {})
         self.save_interval = int(save_interval)
-        self.resume = bool(resume)
+        self.resume = as_flag(resume, "--resume")
         self.transforms = transforms
         self.key_metric_name = key_metric_name
         self.model_path = self.ckpt_dir / model_filename

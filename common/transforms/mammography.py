@@ -191,10 +191,12 @@ class BoxesToOriginald(MapTransform):
     Args:
         keys: box keys (``pred_box`` after the detector).
         image_key: the image whose meta data holds ``breast_box`` and ``resize_scale``.
+        allow_missing_keys: skip absent box keys (one post-processing for evaluation, with gt boxes, and for
+            inference or MONAI Label, without them).
     """
 
-    def __init__(self, keys: KeysCollection, image_key: str = "image") -> None:
-        super().__init__(keys)
+    def __init__(self, keys: KeysCollection, image_key: str = "image", allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
         self.image_key = image_key
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:

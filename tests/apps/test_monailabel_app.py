@@ -142,7 +142,7 @@ def test_infer_over_http_matches_the_bundles_own_inference(server, bundle_runs, 
     url, _, requests_by_bundle, log_path = server
     request = requests_by_bundle[bundle.name]
     kind = bundle_kind(bundle.name)
-    output = "json" if kind == "classification" else "image"
+    output = "json" if kind in ("classification", "detection") else "image"
     response = requests.post(
         f"{url}/infer/{bundle.name}",
         params={"image": request["image"], "output": output},
@@ -178,6 +178,15 @@ def test_infer_over_http_matches_the_bundles_own_inference(server, bundle_runs, 
         )
         assert as_file.ok, f"{as_file.status_code} {as_file.text[:2000]}"
         assert {p["label"]: p["score"] for p in as_file.json()["prediction"]} == pytest.approx(served, abs=1e-6)
+        return
+    if kind == "detection":
+        # MONAI Label's detection answer holds the boxes and labels; the bundle writes them (and scores) per image
+        served = response.json()
+        (own_json,) = own_dir.glob("*.json")
+        own_boxes = json.loads(own_json.read_text())
+        assert len(served["box"]) == len(own_boxes["box"]) > 0, "no box, or not the bundle's own boxes"
+        assert np.allclose(np.asarray(served["box"]), np.asarray(own_boxes["box"]), atol=0.5)
+        assert served["label"] == own_boxes["label"]
         return
     disposition = response.headers.get("content-disposition", "")
     name = disposition.split("filename=")[-1].strip('"') or "result.nii.gz"

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from common.config import (
+    as_flag,
     bundle_root,
     choose,
     install_error_summary,
@@ -83,3 +84,11 @@ def test_error_summary_repeats_the_config_error_last():
     assert result.stderr.strip().splitlines()[-1] == "Error: /data/x.png: cannot read the image  (ValueError)"
     assert root_cause(RuntimeError("a")).args == ("a",)
     install_error_summary()  # idempotent
+
+
+def test_as_flag_reads_command_line_booleans():
+    assert [as_flag(v, "--resume") for v in (True, 0, "false", "False", " YES ", "off", "1")] == [
+        True, False, False, False, True, False, True
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="--resume must be true or false, got 'maybe'"):
+        as_flag("maybe", "--resume")

@@ -18,6 +18,7 @@ from PIL import Image
 from common.engines import (
     DETECTION_IOU_THRESHOLDS,
     DetectionEvaluator,
+    DetectionFROCMetric,
     DetectionMAPMetric,
     DetectionReport,
     DetectionTrainer,
@@ -160,6 +161,30 @@ def test_map_metric_perfect_missing_gt_and_empty():
     metric.reset()
     with pytest.raises(Exception, match="at least one image"):
         metric.compute()
+
+
+def test_froc_metric_aufc_and_tpr_by_hand():
+    gt = torch.tensor([[10.0, 10.0, 30.0, 30.0]])
+    far = torch.tensor([[60.0, 60.0, 80.0, 80.0]])
+    images = [
+        # the cluster found at score 0.6, after a false positive at 0.9
+        {"box": gt, "pred_box": torch.cat([far, gt]), "pred_score": torch.tensor([0.9, 0.6])},
+        {"box": torch.zeros(0, 4), "pred_box": far, "pred_score": torch.tensor([0.3])},  # a normal image
+    ]
+    # FROC: (FPpI 0.5, TPR 0) at 0.9, (0.5, 1) at 0.6, (1.0, 1) at 0.3; AUFC[0, 1] = 1 over [0.5, 1] / 1 = 0.5
+    aufc_metric = DetectionFROCMetric("aufc", fppi_range=(0.0, 1.0))
+    aufc_metric.update(images)
+    assert aufc_metric.compute() == pytest.approx(0.5)
+    tpr = DetectionFROCMetric("tpr", fppi=0.5)
+    tpr.update(images)
+    assert tpr.compute() == 1.0
+    tpr_low = DetectionFROCMetric("tpr", fppi=0.1)
+    tpr_low.update(images)
+    assert tpr_low.compute() == 0.0
+    with pytest.raises(ValueError, match="statistic must be"):
+        DetectionFROCMetric("auc")
+    with pytest.raises(ValueError, match="fppi_range"):
+        DetectionFROCMetric(fppi_range=(1.0, 0.5))
 
 
 def test_brightest_region_baseline_finds_a_lone_bright_square():

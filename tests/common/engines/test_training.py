@@ -115,6 +115,8 @@ def test_other_variant_or_resume_false_sets_the_earlier_run_aside(tmp_path: Path
     assert load_checkpoint(previous / "model.pt")["weight"].shape == (4, 3)
     _run(tmp_path, 1, [0.1], width=5, resume=False)
     assert len(list(tmp_path.glob("previous-*"))) == 2
+    _run(tmp_path, 1, [0.1], width=5, resume="false")  # as `--resume false` arrives from the command line
+    assert len(list(tmp_path.glob("previous-*"))) == 3
 
 
 def test_stale_temporaries_are_removed_at_start(tmp_path: Path):

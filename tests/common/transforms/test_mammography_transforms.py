@@ -76,6 +76,10 @@ def test_crop_resize_and_back_maps_boxes_to_the_file_pixels(tmp_path: Path):
     item["pred_box"] = item["box"].clone()
     back = BoxesToOriginald("pred_box")(item)["pred_box"]
     np.testing.assert_allclose(back.numpy(), box, atol=1e-4)
+    # one post-processing for evaluation (gt and predictions) and inference (predictions only)
+    both = BoxesToOriginald(["box", "pred_box"], allow_missing_keys=True)({k: item[k] for k in ("image", "pred_box")})
+    assert "box" not in both
+    np.testing.assert_allclose(both["pred_box"].numpy(), box, atol=1e-4)
 
 
 def test_crop_names_the_file_without_breast_tissue(tmp_path: Path):
