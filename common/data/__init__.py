@@ -83,6 +83,16 @@ from .slice_dataset import SliceDataset, expand_slices
 from .splits import split_groups
 from .sr_tiles import SR_TILE_LAYOUT, check_sr_datalist, sr_tile_datalist, write_sr_tile_sample
 from .synovial_sample import write_synovial_sample
+from .t1_slices import (
+    T1_TEST_SLICES,
+    deform_slice,
+    intensity_change,
+    smooth_displacement,
+    t1_axial_slices,
+    t1_tissue_labels,
+    t1_training_slices,
+    write_t1_slice_sample,
+)
 from .thyroid_mpm import (
     MPM_CLASSES,
     MPM_LAYOUT,
@@ -169,6 +179,14 @@ __all__ = [
     "oasis_subjects",
     "template_labels",
     "write_oasis_sample",
+    "T1_TEST_SLICES",
+    "deform_slice",
+    "intensity_change",
+    "smooth_displacement",
+    "t1_axial_slices",
+    "t1_tissue_labels",
+    "t1_training_slices",
+    "write_t1_slice_sample",
     "BUSI_CLASSES",
     "BUSI_LAYOUT",
     "OOD_LAYOUT",

@@ -67,6 +67,7 @@ from .segmentation import (
     from_engine_foreground_union,
 )
 from .super_resolution import from_engine_upsampled, sr_quality, upsample, write_sr_comparison
+from .warped_ncc import WarpedNCCMetric, warped_local_ncc
 
 __all__ = [
     "blob_cluster_cad",
@@ -107,6 +108,8 @@ __all__ = [
     "ANHIR_AGGREGATES",
     "ANHIRMetric",
     "anhir_aggregates",
+    "WarpedNCCMetric",
+    "warped_local_ncc",
     "anhir_pair_scores",
     "relative_tre",
     "FoldingHandler",

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.networks.blocks import Warp
-from monai.transforms import MapTransform, SqueezeDim, Transform
+from monai.transforms import MapTransform, Randomizable, SqueezeDim, Transform
 from monai.utils import ensure_tuple, ensure_tuple_rep
 
 __all__ = [
@@ -29,6 +29,8 @@ __all__ = [
     "PairNamed",
     "deformation_grid",
     "SaveDeformationGridd",
+    "RandSyntheticPair",
+    "RandSyntheticPaird",
 ]
 
 #: file stems that name a scan, not a subject: the subject is the parent folder (neurite-oasis layout)
@@ -259,4 +261,113 @@ class SaveDeformationGridd(MapTransform):
             Image.fromarray(deformation_grid(d[key], self.spacing, self.upsample)).save(
                 self.output_dir / f"{stem}_{self.output_postfix}.png"
             )
+        return d
+
+
+class RandSyntheticPair(Randomizable, Transform):
+    """Make a moving image from a fixed one: a smooth random deformation and an intensity change (2D or 3D).
+
+    The deformation is a Gaussian control grid (``grid`` points per axis, standard deviation drawn uniformly in
+    ``amplitude``, as a fraction of each axis' size) upsampled cubically (trilinearly in 3D) to a voxel DDF; the
+    intensity change is a random gamma (``exp(U(-g, g))``) and Gaussian noise. Labels follow the same deformation
+    with nearest interpolation. Registering the result back to the fixed image is a task with a known answer for
+    every image, whatever the anatomy: it teaches the deformation, not the sample.
+
+    Args:
+        amplitude: range of the control-point standard deviation (fraction of the axis size).
+        grid: control points per axis.
+        gamma: half-width of the log-gamma range (0: no intensity change).
+        noise: standard deviation of the added noise (images in [0, 1]).
+    """
+
+    def __init__(self, amplitude: Sequence[float] = (0.0, 0.06), grid: int = 6, gamma: float = 0.2,
+                 noise: float = 0.02) -> None:  # fmt: skip
+        if len(amplitude) != 2 or not 0 <= amplitude[0] <= amplitude[1]:
+            raise ValueError(f"amplitude must be a range (low, high) with 0 <= low <= high, got {amplitude}")
+        self.amplitude, self.grid, self.gamma, self.noise = tuple(float(a) for a in amplitude), grid, gamma, noise
+        self._ddf: torch.Tensor | None = None
+        self._gamma = 1.0
+
+    def randomize(self, spatial_shape: Sequence[int]) -> None:
+        """Draw the DDF ``(d, *spatial_shape)`` in voxels and the gamma."""
+        d = len(spatial_shape)
+        sigma = self.R.uniform(*self.amplitude)
+        control = self.R.normal(0.0, 1.0, size=(1, d) + (self.grid,) * d).astype(np.float32)
+        control *= sigma * np.asarray(spatial_shape, np.float32).reshape((1, d) + (1,) * d)
+        mode = "bicubic" if d == 2 else "trilinear"
+        field = F.interpolate(torch.from_numpy(control), size=tuple(spatial_shape), mode=mode, align_corners=True)
+        self._ddf = field[0]
+        self._gamma = float(np.exp(self.R.uniform(-self.gamma, self.gamma)))
+
+    def __call__(self, image: torch.Tensor, label: torch.Tensor | None = None, randomize: bool = True):
+        """Return ``(moving image, moving label or None)`` made from the fixed ``image`` ``(C, *spatial)``."""
+        img = torch.as_tensor(image).float()
+        if randomize or self._ddf is None:
+            self.randomize(img.shape[1:])
+        warped = WarpImage("bilinear", "border")(img, self._ddf)
+        warped = warped.clamp(0, 1) ** self._gamma
+        if self.noise > 0:
+            noise = self.R.normal(0.0, self.noise, size=tuple(warped.shape)).astype(np.float32)
+            warped = warped + torch.from_numpy(noise)
+        warped = warped.clamp(0, 1)
+        warped_label = None
+        if label is not None:
+            warped_label = WarpImage("nearest", "border")(torch.as_tensor(label).float(), self._ddf)
+        return warped, warped_label
+
+
+class RandSyntheticPaird(Randomizable, MapTransform):
+    """Dictionary version of :class:`RandSyntheticPair`: sometimes replace a pair's moving image by a deformed fixed.
+
+    With probability ``prob`` the moving image (and its label) becomes a synthetic deformation of the fixed image
+    (and of its label).
+
+    Args:
+        moving_key: moving image (replaced).
+        fixed_key: fixed image (the source of the synthetic moving image).
+        label_key: moving label (replaced when the item has a fixed label).
+        fixed_label_key: fixed label.
+        prob: probability of replacing a pair.
+        amplitude: range of the control-point standard deviation (:class:`RandSyntheticPair`).
+        grid: control points per axis.
+        gamma: half-width of the log-gamma range.
+        noise: standard deviation of the added noise.
+    """
+
+    def __init__(
+        self, moving_key: str = "image", fixed_key: str = "fixed", label_key: str = "label",
+        fixed_label_key: str = "fixed_label", prob: float = 0.5, amplitude: Sequence[float] = (0.0, 0.06),
+        grid: int = 6, gamma: float = 0.2, noise: float = 0.02,
+    ) -> None:  # fmt: skip
+        super().__init__([moving_key, fixed_key], allow_missing_keys=False)
+        self.moving_key, self.fixed_key = moving_key, fixed_key
+        self.label_key, self.fixed_label_key = label_key, fixed_label_key
+        self.prob = prob
+        self.pair = RandSyntheticPair(amplitude, grid, gamma, noise)
+        self._do = False
+
+    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None):
+        """Seed this transform and its :class:`RandSyntheticPair` alike (MONAI's per-transform seeding)."""
+        super().set_random_state(seed, state)
+        self.pair.set_random_state(seed, state)
+        return self
+
+    def randomize(self, data: object = None) -> None:
+        """Decide whether this pair is replaced."""
+        self._do = self.R.random_sample() < self.prob
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:  # noqa: D102
+        d = dict(data)
+        self.randomize()
+        if not self._do:
+            return d
+        fixed_label = d.get(self.fixed_label_key)
+        moving, label = self.pair(d[self.fixed_key], fixed_label)
+        meta_source = d[self.moving_key]
+        if isinstance(meta_source, MetaTensor):
+            moving = MetaTensor(moving.as_tensor() if isinstance(moving, MetaTensor) else moving,
+                                meta=dict(meta_source.meta), affine=meta_source.affine)  # fmt: skip
+        d[self.moving_key] = moving
+        if label is not None and self.label_key in d:
+            d[self.label_key] = label.to(torch.as_tensor(d[self.label_key]).dtype)
         return d

@@ -10,6 +10,8 @@ from common.transforms import (
     DropTrailingSingleton,
     DropTrailingSingletond,
     PairNamed,
+    RandSyntheticPair,
+    RandSyntheticPaird,
     SaveDeformationGridd,
     WarpImage,
     WarpImaged,
@@ -72,3 +74,28 @@ def test_drop_trailing_singleton_for_neurite_slices_and_plain_files():
     assert DropTrailingSingleton(3)(torch.rand(1, 5, 6, 1)).shape == (1, 5, 6, 1)
     out = DropTrailingSingletond(["image", "label"], 2, allow_missing_keys=True)({"image": slice_})
     assert out["image"].shape == (1, 5, 6)
+
+
+def test_synthetic_pair_deforms_image_and_labels_alike():
+    fixed = torch.zeros(1, 32, 40)
+    fixed[:, 8:24, 10:30] = 1.0
+    pair = RandSyntheticPair(amplitude=(0.05, 0.05), gamma=0.0, noise=0.0)
+    pair.set_random_state(0)
+    moving, label = pair(fixed, fixed.clone())
+    assert moving.shape == fixed.shape and not torch.equal(moving, fixed)
+    assert torch.equal(label, moving.round()) or (label - moving).abs().mean() < 0.05
+    still, none = RandSyntheticPair(amplitude=(0.0, 0.0), gamma=0.0, noise=0.0)(fixed)
+    assert torch.allclose(still, fixed, atol=1e-5) and none is None
+    with pytest.raises(ValueError, match="amplitude"):
+        RandSyntheticPair(amplitude=(0.1, 0.0))
+
+
+def test_synthetic_paird_replaces_the_moving_pair_only_with_its_probability():
+    item = {"image": torch.rand(1, 16, 16), "fixed": torch.rand(1, 16, 16), "label": torch.zeros(1, 16, 16),
+            "fixed_label": torch.ones(1, 16, 16)}  # fmt: skip
+    never = RandSyntheticPaird(prob=0.0).set_random_state(0)(item)
+    assert torch.equal(never["image"], item["image"])
+    always = RandSyntheticPaird(prob=1.0, amplitude=(0.0, 0.0), gamma=0.0, noise=0.0).set_random_state(0)(item)
+    assert torch.allclose(always["image"], item["fixed"], atol=1e-5) and torch.equal(
+        always["label"], item["fixed_label"]
+    )
