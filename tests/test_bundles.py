@@ -96,6 +96,32 @@ def test_config_ids(bundle: Path, workflow: str, ids: list[str]):
     assert not missing, f"{workflow}.yaml lacks {missing}"
 
 
+def _stats_handlers(node):
+    """Every ``StatsHandler`` component in a raw config tree (TensorBoard handlers excluded)."""
+    if isinstance(node, dict):
+        if str(node.get("_target_", "")).split(".")[-1] == "StatsHandler":
+            yield node
+        for value in node.values():
+            yield from _stats_handlers(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _stats_handlers(value)
+
+
+@pytest.mark.parametrize("bundle", BUNDLES, ids=BUNDLE_IDS)
+def test_console_logs_once_per_epoch(bundle: Path):
+    """A StatsHandler without ``iteration_log`` prints a line per iteration (issue 19: 1,750 lines in one demo)."""
+    import yaml
+
+    for config in sorted((bundle / "configs").glob("*.yaml")):
+        handlers = list(_stats_handlers(yaml.safe_load(config.read_text())))
+        chatty = [h.get("tag_name", h.get("name", "?")) for h in handlers if "iteration_log" not in h]
+        assert not chatty, (
+            f"{config.name}: StatsHandler {chatty} logs every iteration; set iteration_log: "
+            "'$common.engines.last_iteration_of_epoch' (or false)"
+        )
+
+
 @pytest.mark.parametrize("bundle", BUNDLES, ids=BUNDLE_IDS)
 def test_verify_net_in_out(bundle: Path):
     from monai.bundle import verify_net_in_out
