@@ -81,6 +81,8 @@ from .skin_sample import (
 )
 from .slice_dataset import SliceDataset, expand_slices
 from .splits import split_groups
+from .sr_real_images import SR_HELD_OUT_SOURCES, SR_TRAINING_SOURCES, real_sr_source, real_sr_tiles
+from .sr_real_sample import SR_REAL_SAMPLE_TEST_SOURCES, structure_mask, write_sr_real_sample
 from .sr_tiles import SR_TILE_LAYOUT, check_sr_datalist, sr_tile_datalist, write_sr_tile_sample
 from .synovial_sample import write_synovial_sample
 from .t1_slices import (
@@ -109,6 +111,9 @@ from .thyroid_mpm_sample import mpm_phantom, write_mpm_sample
 from .validation import check_datalist, check_image, read_image_array
 
 __all__ = [
+    "SR_REAL_SAMPLE_TEST_SOURCES",
+    "structure_mask",
+    "write_sr_real_sample",
     "CALCIFICATION_LAYOUT",
     "CALCIFICATION_SAMPLE_SOURCES",
     "calcification_datalist",
@@ -197,8 +202,12 @@ __all__ = [
     "corrupt_ultrasound",
     "ood_datalists",
     "write_busi_sample",
+    "SR_HELD_OUT_SOURCES",
     "SR_TILE_LAYOUT",
+    "SR_TRAINING_SOURCES",
     "check_sr_datalist",
+    "real_sr_source",
+    "real_sr_tiles",
     "sr_tile_datalist",
     "write_sr_tile_sample",
     "ACDC_CLASS_NAMES",

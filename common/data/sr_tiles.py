@@ -11,10 +11,11 @@ Layout (one folder per split, optional region-of-interest masks with the same fi
 Low-resolution inputs are not stored: the bundles make them on the fly with the paper's degradation
 (:mod:`common.transforms.degradation`).
 
-The sample (:func:`write_sr_tile_sample`) cuts tiles from scikit-image's bundled colour microscopy images
-(``immunohistochemistry``: a DAB/haematoxylin stained tissue section; ``retina``: a fundus photograph), with
-ROI masks of nuclei found by thresholding the haematoxylin channel of a HED colour deconvolution. Train tiles and
-held-out tiles come from disjoint areas of each source image.
+The sample (:func:`write_sr_tile_sample`) cuts tiles from the packaged real images of
+:data:`common.data.sr_real_images.SR_TRAINING_SOURCES` (natural photographs, textures, a fundus photograph, a
+telescope field; never the held-out microscopy images of ``SR_HELD_OUT_SOURCES``, on which the real-image benchmarks
+test), with ROI masks of dark, haematoxylin-like structures found by thresholding the haematoxylin channel of a HED
+colour deconvolution. Train tiles and the sample's val/test tiles come from disjoint areas of each source image.
 
 Command line: ``python -m common.data.sr_tiles OUT_DIR [--tile-size N] [--seed S] [--overwrite]``.
 """
@@ -30,6 +31,7 @@ from PIL import Image
 
 from .atomic import write_folder_atomically
 from .errors import DatasetError, DatasetLayoutError, ImageFileError
+from .sr_real_images import SR_TRAINING_SOURCES, real_sr_source
 from .validation import read_image_array
 
 __all__ = ["SR_TILE_LAYOUT", "SR_TILE_SPLITS", "SR_TILE_SUFFIXES", "check_sr_datalist", "sr_tile_datalist",
@@ -124,7 +126,7 @@ def check_sr_datalist(items: Sequence[Mapping[str, object]], min_size: int, roi_
 
 
 def _nuclei_mask(tile: np.ndarray) -> np.ndarray:
-    """ROI of an RGB tile: haematoxylin (HED deconvolution) above its Otsu threshold, cleaned; vessels for fundus."""
+    """ROI of an RGB tile: haematoxylin (HED) above its Otsu threshold, cleaned; else dark thin structures."""
     from scipy import ndimage
     from skimage.color import rgb2hed
     from skimage.filters import threshold_otsu
@@ -140,38 +142,70 @@ def _nuclei_mask(tile: np.ndarray) -> np.ndarray:
     return ndimage.binary_fill_holes(mask)
 
 
-def _sources() -> list[np.ndarray]:
-    """The bundled colour images the sample is cut from (retina: the central part of the fundus disc)."""
-    from skimage import data
-
-    retina = data.retina()
-    h, w = retina.shape[:2]
-    return [data.immunohistochemistry(), retina[h // 2 - 400 : h // 2 + 400, w // 2 - 400 : w // 2 + 400]]
+def _sources() -> list[tuple[str, np.ndarray]]:
+    """The packaged training images the sample is cut from (:data:`SR_TRAINING_SOURCES`, in that order)."""
+    return [(name, real_sr_source(name)) for name in SR_TRAINING_SOURCES]
 
 
-def _cut(rng: np.random.Generator, image: np.ndarray, box: tuple[int, int, int, int], size: int) -> np.ndarray:
-    """A random ``size`` x ``size`` crop inside ``box = (top, left, bottom, right)`` with a random D4 pose."""
+def _split_boxes(height: int, width: int, size: int) -> dict[str, tuple[int, int, int, int]]:
+    """Disjoint ``(top, left, bottom, right)`` areas of one source for the train, val and test tiles.
+
+    The held-out band is the last ``size`` rows (the last ``size`` columns of a landscape image); validation tiles
+    come from its first part (up to 1.5 ``size`` along the band) and test tiles from the rest. A split whose area
+    cannot hold a tile is left out (see :func:`write_sr_tile_sample`).
+    """
+    if height >= width:
+        band = max(size, min(size * 3 // 2, width - size))
+        return {"train": (0, 0, height - size, width), "val": (height - size, 0, height, band),
+                "test": (height - size, band, height, width)}  # fmt: skip
+    band = max(size, min(size * 3 // 2, height - size))
+    return {"train": (0, 0, height, width - size), "val": (0, width - size, band, width),
+            "test": (band, width - size, height, width)}  # fmt: skip
+
+
+def _fits(box: tuple[int, int, int, int], size: int) -> bool:
     top, left, bottom, right = box
-    y = int(rng.integers(top, bottom - size + 1))
-    x = int(rng.integers(left, right - size + 1))
-    tile = image[y : y + size, x : x + size]
-    tile = np.rot90(tile, int(rng.integers(0, 4)))
+    return bottom - top >= size and right - left >= size
+
+
+def _cut(
+    rng: np.random.Generator, image: np.ndarray, box: tuple[int, int, int, int], size: int, min_std: float = 8.0
+) -> np.ndarray:
+    """A random textured ``size`` x ``size`` crop inside ``box = (top, left, bottom, right)``, random D4 pose.
+
+    Up to 50 positions are drawn; the first whose grey-level standard deviation reaches ``min_std`` is kept (else the
+    most textured one), so flat background, where every up-sampler is exact, does not fill the sample.
+    """
+    top, left, bottom, right = box
+    best, best_std = None, -1.0
+    for _ in range(50):
+        y = int(rng.integers(top, bottom - size + 1))
+        x = int(rng.integers(left, right - size + 1))
+        tile = image[y : y + size, x : x + size]
+        std = float(tile.mean(axis=2).std())
+        if std > best_std:
+            best, best_std = tile, std
+        if std >= min_std:
+            break
+    tile = np.rot90(best, int(rng.integers(0, 4)))
     return np.ascontiguousarray(tile[:, ::-1] if rng.random() < 0.5 else tile)
 
 
 def write_sr_tile_sample(
     dataset_dir: str, tile_size: int = 192, counts: tuple[int, int, int] = (24, 4, 6), seed: int = 0
 ) -> None:
-    """Write a deterministic sample of RGB tiles with nuclei ROI masks in the :data:`SR_TILE_LAYOUT`, atomically.
+    """Write a deterministic sample of RGB tiles with ROI masks in the :data:`SR_TILE_LAYOUT`, atomically.
 
-    Each source image is split into a training area (all rows but the last ``tile_size``) and a held-out band (the
-    last ``tile_size`` rows); validation tiles come from the left part of that band (up to 1.5 ``tile_size``) and
-    test tiles from the rest, so no held-out pixel is seen in training. Tiles alternate between the sources; each gets a
-    random rotation/flip. An existing ``dataset_dir`` is replaced.
+    Tiles are cut from the packaged training images (:data:`SR_TRAINING_SOURCES`; the held-out real images of
+    :data:`SR_HELD_OUT_SOURCES` are never used). Each source is split into a training area and a held-out band of
+    ``tile_size`` rows (columns for landscape images); validation tiles come from the first part of that band and
+    test tiles from the rest, so no val/test pixel is seen in training. Tiles of a split cycle through the sources
+    whose area for that split holds a tile; each is textured (grey-level standard deviation >= 8 where the area has
+    such a crop) and gets a random rotation/flip. An existing ``dataset_dir`` is replaced.
 
     Args:
         dataset_dir: destination folder.
-        tile_size: tile height and width (32 to 256; the immunohistochemistry image is 512 pixels).
+        tile_size: tile height and width (32 to 256; the smallest source is 300 pixels high).
         counts: number of (train, val, test) tiles.
         seed: seed of the crop positions and poses.
 
@@ -189,13 +223,14 @@ def write_sr_tile_sample(
         for split, count in zip(SR_TILE_SPLITS, counts):
             (folder / split).mkdir()
             (folder / f"{split}_roi").mkdir()
+            usable = []
+            for _, image in sources:
+                box = _split_boxes(image.shape[0], image.shape[1], tile_size)[split]
+                if _fits(box, tile_size):
+                    usable.append((image, box))
             for i in range(count):
-                image = sources[i % len(sources)]
-                h, w = image.shape[:2]
-                split_col = max(tile_size, min(tile_size * 3 // 2, w - tile_size))  # val | test columns
-                boxes = {"train": (0, 0, h - tile_size, w), "val": (h - tile_size, 0, h, split_col),
-                         "test": (h - tile_size, split_col, h, w)}  # fmt: skip
-                tile = _cut(rng, image, boxes[split], tile_size)
+                image, box = usable[i % len(usable)]
+                tile = _cut(rng, image, box, tile_size)
                 name = f"tile_{i:03d}.png"
                 Image.fromarray(tile, mode="RGB").save(folder / split / name)
                 mask = _nuclei_mask(tile).astype(np.uint8) * 255

@@ -52,7 +52,7 @@ from .ood_evaluation import (
 )
 from .prepare_batch import PrepareBatchTargetDict
 from .registration import PairTimer, PrepareRegistrationBatch
-from .rvtt import RVTTTrainer, SRComparisonWriter, roi_patch_corners
+from .rvtt import RVTTTrainer, SRComparisonWriter, roi_patch_corners, rvtt_stage4_start, rvtt_stage_epochs
 from .skin_classification import GradCAMWriter, SkinClassificationReport, gradcam_overlay, predict_probabilities
 from .tensorboard import TensorBoardStatsHandler
 from .training import (
@@ -120,6 +120,8 @@ __all__ = [
     "RVTTTrainer",
     "SRComparisonWriter",
     "roi_patch_corners",
+    "rvtt_stage4_start",
+    "rvtt_stage_epochs",
     "MetricsReport",
     "summary_table",
     "AUGMENTATION_REGIMES",

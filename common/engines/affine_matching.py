@@ -174,18 +174,19 @@ def ransac_affine(
     if n < 3:
         raise ValueError(f"RANSAC needs at least 3 matches, got {n}")
     rng = np.random.default_rng(seed)
-    best = np.ones(n, bool) if n == 3 else np.zeros(n, bool)
-    best_score = -1.0
-    for _ in range(iterations if n > 3 else 0):
-        idx = rng.choice(n, 3, replace=False)
-        m = _affine_lstsq(src[idx], dst[idx])
-        if m is None:
-            continue
-        err = np.linalg.norm(src @ m[:, :2].T + m[:, 2] - dst, axis=1)
-        inliers = err < threshold
-        score = float(weights[inliers].sum())
-        if score > best_score:
-            best, best_score = inliers, score
+    best = np.ones(n, bool)
+    if n > 3 and iterations > 0:
+        # every hypothesis at once: 3 distinct points per row, the exact affine through them, inliers, weighted score
+        idx = np.argpartition(rng.random((iterations, n)), 3, axis=1)[:, :3]
+        design = np.concatenate([src[idx], np.ones((iterations, 3, 1))], axis=2)  # (I, 3, 3)
+        valid = np.abs(np.linalg.det(design)) > 1e-6  # collinear triples fit no affine
+        design[~valid] = np.eye(3)
+        m = np.linalg.solve(design, dst[idx])  # (I, 3, 2): [x y 1] @ m = target
+        err = np.linalg.norm(np.concatenate([src, np.ones((n, 1))], 1) @ m - dst[None], axis=2)  # (I, n)
+        inliers = (err < threshold) & valid[:, None]
+        scores = np.where(valid, inliers.astype(np.float64) @ weights, -1.0)
+        if scores.max() >= 0:
+            best = inliers[int(np.argmax(scores))]  # the first of equal scores, as a sequential search keeps
     if best.sum() < 3:
         best = np.ones(n, bool)
     affine = weighted_affine_dlt(
@@ -208,39 +209,46 @@ class RotationSearchInferer(Inferer):
     """Inference: for each of the four 90-degree rotations of the source, match, fit an affine by RANSAC on the
     matches, warp, and keep the rotation whose warped source has the highest NCC with the target.
 
-    Returns ``(B, 6)`` source-to-target affines of the input grid. Falls back to the identity (with a warning) when
-    no rotation yields at least ``min_matches`` matches.
+    Returns ``(B, 6)`` source-to-target affines of the input grid. With ``identity_candidate`` the identity competes
+    on the same NCC, so a pair that is already aligned better than any fit stays as it is (an unsupervised
+    safeguard: no landmarks are involved). Falls back to the identity (with a warning) when no rotation yields at
+    least ``min_matches`` matches.
 
     Args:
         ransac_threshold: inlier distance in coarse cells.
         iterations: RANSAC iterations.
         min_matches: fewest matches to fit an affine.
         seed: RANSAC seed.
+        identity_candidate: score the unregistered pair too and keep it when its NCC is the highest.
     """  # noqa: D205
 
-    def __init__(self, ransac_threshold: float = 1.0, iterations: int = 300, min_matches: int = 3, seed: int = 0):
+    def __init__(self, ransac_threshold: float = 1.0, iterations: int = 300, min_matches: int = 3, seed: int = 0,
+                 identity_candidate: bool = True):  # fmt: skip
         self.ransac_threshold, self.iterations = ransac_threshold, iterations
         self.min_matches, self.seed = min_matches, seed
+        self.identity_candidate = identity_candidate
 
     def __call__(self, inputs: torch.Tensor, network: torch.nn.Module, *args: Any, **kwargs: Any) -> torch.Tensor:  # noqa: D102
         net = _net(network)
         stride = net.matcher.stride
+        inputs = inputs.as_subclass(torch.Tensor)  # a MetaTensor would route every op through __torch_function__
         out = []
         with torch.no_grad():
             for item in inputs:
                 source, target = item[0:1], item[1:2]
                 h, w = source.shape[-2:]
                 best, best_ncc = None, -np.inf
-                for k in range(4):
-                    rotated = torch.rot90(source, k, dims=(-2, -1))
-                    if rotated.shape != target.shape:
-                        continue
-                    src_xy, dst_xy, weights = net.matches(torch.cat([rotated, target], 0)[None])
-                    keep = weights[0] > 0
+                turns = [k for k in range(4) if torch.rot90(source, k, dims=(-2, -1)).shape == target.shape]
+                # the rotations go through the matcher as one batch (one pass instead of four)
+                pairs = [torch.cat([torch.rot90(source, k, dims=(-2, -1)), target], 0) for k in turns]
+                all_src, all_dst, all_weights = net.matches(torch.stack(pairs)) if turns else (None, None, None)
+                for i, k in enumerate(turns):
+                    src_xy, dst_xy, weights = all_src[i], all_dst[i], all_weights[i]
+                    keep = weights > 0
                     if int(keep.sum()) < self.min_matches:
                         continue
-                    a, _ = ransac_affine(src_xy[0][keep].double().cpu().numpy(), dst_xy[0][keep].double().cpu().numpy(),
-                                         weights[0][keep].double().cpu().numpy(), self.ransac_threshold * stride,
+                    a, _ = ransac_affine(src_xy[keep].double().cpu().numpy(), dst_xy[keep].double().cpu().numpy(),
+                                         weights[keep].double().cpu().numpy(), self.ransac_threshold * stride,
                                          self.iterations, self.seed)  # fmt: skip
                     full = np.vstack([a, [0, 0, 1]]) @ rotation90_affine(k, h, w)
                     if not np.isfinite(full).all() or abs(np.linalg.det(full[:2, :2])) < 1e-3:
@@ -254,9 +262,12 @@ class RotationSearchInferer(Inferer):
                         continue
                     if score > best_ncc:
                         best, best_ncc = full_t[0], score
+                identity = torch.tensor([1.0, 0, 0, 0, 1.0, 0], dtype=item.dtype, device=item.device)
                 if best is None:
                     warnings.warn(f"fewer than {self.min_matches} matches at every rotation: using the identity",
                                   stacklevel=2)  # fmt: skip
-                    best = torch.tensor([1.0, 0, 0, 0, 1.0, 0], dtype=item.dtype, device=item.device)
+                    best = identity
+                elif self.identity_candidate and global_ncc(source, target) > best_ncc:
+                    best = identity
                 out.append(best)
         return torch.stack(out)

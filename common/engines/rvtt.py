@@ -39,7 +39,7 @@ from common.metrics.super_resolution import upsample, write_sr_comparison
 
 Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
 
-__all__ = ["RVTTTrainer", "SRComparisonWriter", "roi_patch_corners"]
+__all__ = ["RVTTTrainer", "SRComparisonWriter", "roi_patch_corners", "rvtt_stage4_start", "rvtt_stage_epochs"]
 
 
 def roi_patch_corners(roi: torch.Tensor | None, batch: int, size: tuple[int, int], patch: int) -> list[tuple[int, int]]:
@@ -71,6 +71,48 @@ def roi_patch_corners(roi: torch.Tensor | None, batch: int, size: tuple[int, int
         x = min(max(int(cx) - patch // 2, 0), width - patch)
         corners.append((y, x))
     return corners
+
+
+def rvtt_stage_epochs(max_epochs: int, stage_epochs: Sequence[int], full_epochs: int) -> list[int]:
+    """Epochs of stages 1-3 for a run of ``max_epochs``, given the full schedule's ``stage_epochs`` of ``full_epochs``.
+
+    A run at least as long as the full schedule keeps ``stage_epochs`` (the extra epochs are stage 4, so a finished
+    run continued with a larger ``--max_epochs`` stays in stage 4). A shorter run (the test suite's
+    ``short_epochs``, a quick try) is the same schedule compressed: each stage scaled by ``max_epochs / full_epochs``
+    (at least one epoch each), stage 1 shortened until stage 4 keeps at least one epoch, so the short run still ends
+    with the adversarial stage. A run too short for all its stages is stage 1 only.
+
+    Args:
+        max_epochs: epochs of this run.
+        stage_epochs: epochs of stages 1, 2 and 3 in the full schedule.
+        full_epochs: epochs of the full schedule (stage 4: ``full_epochs - sum(stage_epochs)``); a schedule
+            without a stage 4 (``sum(stage_epochs) >= full_epochs``, e.g. SRNet) is returned as given.
+
+    Raises:
+        ValueError: not three non-negative counts.
+    """
+    stages = [int(e) for e in stage_epochs]
+    max_epochs, full_epochs = int(max_epochs), int(full_epochs)
+    if len(stages) != 3 or min(stages) < 0:
+        raise ValueError(f"stage_epochs must be three epoch counts >= 0 (stages 1-3), got {list(stage_epochs)}")
+    if max_epochs >= full_epochs or sum(stages) >= full_epochs:  # the full schedule, or one without a stage 4
+        return stages
+    scaled = [max(1, math.floor(e * max_epochs / full_epochs)) if e else 0 for e in stages]
+    while sum(scaled) >= max_epochs and scaled[0] > 1:
+        scaled[0] -= 1
+    if sum(scaled) >= max_epochs:  # too short for four stages
+        return [max_epochs, 0, 0]
+    return scaled
+
+
+def rvtt_stage4_start(stage_epochs: Sequence[int], max_epochs: int) -> int:
+    """First epoch (1-based) of stage 4, or 1 when the run has no stage 4 (e.g. the SRNet variant, stage 1 only).
+
+    ``train.yaml`` gives it to :class:`common.engines.TrainingCheckpoints` as ``select_from_epoch``, so the kept
+    ``model.pt`` is the best-validated generator *of the adversarial stage*, not the stage-1 network.
+    """
+    start = sum(int(e) for e in stage_epochs) + 1
+    return start if start <= int(max_epochs) else 1
 
 
 @contextlib.contextmanager
@@ -116,6 +158,8 @@ class RVTTTrainer(SupervisedTrainer):
         update_testers_in_stage4: keep training T1 and T2 on every stage-4 mini-batch.
         t1_lr_scheduler: stepped after each T1 update (G's scheduler goes in an ``LrScheduleHandler``).
         t2_lr_scheduler: stepped after each T2 update.
+        stage1_path: if given, G's state dict at the end of stage 1 (the SRNet generator, before any adversarial
+            update) is written there (rank 0 only), for side-by-side comparisons with the kept stage-4 generator.
         kwargs: passed to ``SupervisedTrainer`` (handlers, inferer, prepare_batch...).
 
     Raises:
@@ -142,6 +186,7 @@ class RVTTTrainer(SupervisedTrainer):
         update_testers_in_stage4: bool = True,
         t1_lr_scheduler: Any = None,
         t2_lr_scheduler: Any = None,
+        stage1_path: str | None = None,
         **kwargs: Any,
     ) -> None:
         if len(stage_epochs) != 3 or min(int(e) for e in stage_epochs) < 0:
@@ -159,6 +204,20 @@ class RVTTTrainer(SupervisedTrainer):
         self.roi_key = roi_key
         self.update_testers_in_stage4 = bool(update_testers_in_stage4)
         self.t1_lr_scheduler, self.t2_lr_scheduler = t1_lr_scheduler, t2_lr_scheduler
+        self.stage1_path = Path(stage1_path) if stage1_path else None
+        if self.stage1_path is not None:
+            self.add_event_handler(Events.EPOCH_COMPLETED, self._save_stage1)
+
+    def _save_stage1(self, engine: RVTTTrainer) -> None:
+        epoch = engine.state.epoch
+        if self.stage_of_epoch(epoch) != 1 or self.stage_of_epoch(epoch + 1) == 1 and epoch < engine.state.max_epochs:
+            return
+        from common.distributed import is_main_process
+        from common.engines.training import save_torch_atomic
+
+        if is_main_process():
+            self.stage1_path.parent.mkdir(parents=True, exist_ok=True)
+            save_torch_atomic(unwrap(engine.network).state_dict(), self.stage1_path)
 
     def stage_of_epoch(self, epoch: int) -> int:
         """Stage (1-4) of a 1-based epoch number."""

@@ -225,6 +225,9 @@ class TrainingCheckpoints:
         transforms: training transforms whose random states are saved and restored with the global RNGs.
         key_metric_name: evaluator metric to maximise; defaults to the evaluator's key metric.
         model_filename: the best-model file name.
+        select_from_epoch: validations of earlier epochs do not compete for ``model.pt`` (e.g. rVTT keeps only a
+            generator of its adversarial stage); the plan records it, and the trainer's stage of the kept epoch when
+            the trainer has ``stage_of_epoch``. If no validation reaches this epoch, the last epoch's weights are kept.
     """
 
     def __init__(
@@ -243,6 +246,7 @@ class TrainingCheckpoints:
         transforms: Any = None,
         key_metric_name: str | None = None,
         model_filename: str = "model.pt",
+        select_from_epoch: int = 1,
     ):
         if save_interval < 1:
             raise ValueError(f"save_interval must be >= 1 epoch, got {save_interval}")
@@ -257,7 +261,10 @@ class TrainingCheckpoints:
         self.model_path = self.ckpt_dir / model_filename
         self.state_path = self.ckpt_dir / STATE_FILENAME
         self.plan_path = self.ckpt_dir / PLAN_FILENAME
+        self.select_from_epoch = int(select_from_epoch)
         self.plan = self._make_plan(switches or {}, network_spec, train_data, bundle_name, bundle_version)
+        if self.select_from_epoch > 1:
+            self.plan["model_selection"] = {"from_epoch": self.select_from_epoch}
         self.best: dict[str, Any] = {"metric": None, "value": None, "epoch": None}
         self.finished_before = False
 
@@ -358,16 +365,30 @@ class TrainingCheckpoints:
             self._save_state(engine)
 
     def _completed(self, engine: Any) -> None:
-        if not self.finished_before:
-            self._save_state(engine)
+        if self.finished_before:
+            return
+        if self.evaluator is not None and self.best["epoch"] is None:  # no validation reached select_from_epoch
+            self._save_model(engine.state.epoch, None)
+            self.best["stage"] = self._stage(engine, engine.state.epoch)
+        self._save_state(engine)
+
+    @staticmethod
+    def _stage(trainer: Any, epoch: int) -> int | None:
+        stage_of_epoch = getattr(trainer, "stage_of_epoch", None)
+        return int(stage_of_epoch(epoch)) if callable(stage_of_epoch) else None
 
     def _validated(self, evaluator: Any, trainer: Any) -> None:
         name = self.key_metric_name or getattr(evaluator.state, "key_metric_name", None)
         if name is None:
             raise ValueError("TrainingCheckpoints needs the evaluator's key metric (or key_metric_name)")
         value = float(evaluator.state.metrics[name])
+        if trainer.state.epoch < self.select_from_epoch:
+            return
         if self.best["value"] is None or value > self.best["value"]:
             self.best = {"metric": name, "value": value, "epoch": int(trainer.state.epoch)}
+            stage = self._stage(trainer, trainer.state.epoch)
+            if stage is not None:
+                self.best["stage"] = stage
             self._save_model(trainer.state.epoch, value)
 
     def _save_model(self, epoch: int, value: float | None) -> None:

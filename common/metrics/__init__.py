@@ -66,7 +66,14 @@ from .segmentation import (
     from_engine_all_foreground,
     from_engine_foreground_union,
 )
-from .super_resolution import from_engine_upsampled, sr_quality, upsample, write_sr_comparison
+from .super_resolution import (
+    from_engine_upsampled,
+    gmsd,
+    high_frequency_ratio,
+    sr_quality,
+    upsample,
+    write_sr_comparison,
+)
 from .warped_ncc import WarpedNCCMetric, warped_local_ncc
 
 __all__ = [
@@ -131,6 +138,8 @@ __all__ = [
     "max_softmax_probability",
     "roc_auc",
     "from_engine_upsampled",
+    "gmsd",
+    "high_frequency_ratio",
     "sr_quality",
     "upsample",
     "write_sr_comparison",

@@ -36,6 +36,7 @@ from .arbitrary_scale import (
     degrade_to_size,
     gaussian_blur,
 )
+from .colour_jitter import RandStainColourJitter, RandStainColourJitterd
 from .cropping import SquareCenterCrop, SquareCenterCropd
 from .degradation import BicubicDegrade, BicubicDegraded, crop_to_multiple
 from .distance_maps import (
@@ -75,6 +76,8 @@ from .registration import (
 from .slicing import SelectSlice, SelectSliced
 
 __all__ = [
+    "RandStainColourJitter",
+    "RandStainColourJitterd",
     "LoadImageIfPresentd",
     "SquareCenterCrop",
     "SquareCenterCropd",

@@ -105,3 +105,32 @@ def test_check_sr_datalist_errors(tmp_path: Path):
     check_sr_datalist([{"image": str(rgb), "roi": str(small_roi)}], min_size=8, roi_key=None)
     with pytest.raises(ImageFileError, match="broken.png: cannot read"):
         check_sr_datalist([{"image": str(broken)}], min_size=8)
+
+
+def test_sample_comes_from_training_sources_only_and_holds_out_its_test_area(tmp_path: Path, monkeypatch):
+    import common.data.sr_tiles as sr_tiles
+    from common.data import SR_HELD_OUT_SOURCES, SR_TRAINING_SOURCES, real_sr_source
+
+    names, cuts = [], []
+
+    def recording_source(name):
+        names.append(name)
+        return real_sr_source(name)
+
+    def recording_cut(rng, image, box, size, *args):
+        cuts.append((image.shape[:2], box))
+        return real_cut(rng, image, box, size, *args)
+
+    real_cut = sr_tiles._cut
+    monkeypatch.setattr(sr_tiles, "real_sr_source", recording_source)
+    monkeypatch.setattr(sr_tiles, "_cut", recording_cut)
+    write_sr_tile_sample(str(tmp_path / "s"), tile_size=192, counts=(24, 12, 12), seed=0)
+    assert names == list(SR_TRAINING_SOURCES) and not set(names) & set(SR_HELD_OUT_SOURCES)
+    assert len(cuts) == 48
+    for shape, box in cuts:  # every cut lies inside its image, and the three areas of a source are disjoint
+        top, left, bottom, right = box
+        assert 0 <= top and bottom <= shape[0] and 0 <= left and right <= shape[1] and bottom - top >= 192
+        areas = sr_tiles._split_boxes(*shape, 192)
+        for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
+            (t1, l1, b1, r1), (t2, l2, b2, r2) = areas[a], areas[b]
+            assert min(b1, b2) <= max(t1, t2) or min(r1, r2) <= max(l1, l2), (shape, a, b)

@@ -71,3 +71,25 @@ def test_inferers_shapes_and_identity_fallback():
     net.threshold = 0.0
     out = RotationSearchInferer(iterations=20)(x, net)
     assert out.shape == (1, 6) and torch.isfinite(out).all()
+
+
+class _ShiftedMatches(torch.nn.Module):
+    """A matcher stub whose every match says "shift by +3 px in x": a confident but wrong fit for aligned pairs."""
+
+    def __init__(self):
+        super().__init__()
+        self.matcher = torch.nn.Module()
+        self.matcher.stride = 8
+
+    def matches(self, x):
+        grid = torch.stack(torch.meshgrid(torch.arange(4.0), torch.arange(4.0), indexing="xy"), -1).reshape(-1, 2) * 8
+        src = grid.unsqueeze(0).expand(x.shape[0], -1, -1) + 3.5
+        return src, src + torch.tensor([3.0, 0.0]), torch.ones(x.shape[0], src.shape[1])
+
+
+def test_rotation_search_keeps_an_aligned_pair_when_every_fit_is_worse():
+    x = torch.cat([_blobs(), _blobs()], 1)  # already aligned
+    shifted = RotationSearchInferer(iterations=20, identity_candidate=False)(x, _ShiftedMatches())
+    assert shifted[0, 2].item() == pytest.approx(3.0, abs=1e-3)  # without the safeguard the wrong fit wins
+    kept = RotationSearchInferer(iterations=20)(x, _ShiftedMatches())
+    assert torch.equal(kept, torch.tensor([[1.0, 0, 0, 0, 1.0, 0]]))
