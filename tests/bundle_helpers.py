@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
+from common.deployment import example_input, export_options, flat_tensors  # noqa: F401 (the tests import them from here)
 from common.workflows import discover_bundles, load_config, run_workflow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,9 +22,11 @@ BUNDLE_IDS = [b.name for b in BUNDLES]
 ALTERNATIVE_VARIANTS: dict[str, dict] = {
     "brain_mri_fno_registration": {"model": "fno", "resolution": "half"},
     "breast_ultrasound_ood_classification": {"arch": "paper"},
+    "chest_xray_lesion_detection": {"enhancement": "cawe", "cawe_source": "intra"},
     "histology_affine_registration": {"train_size": 96},
     "mammography_calcification_detection": {"backbone": "resnet50"},
     "microscopy_super_resolution": {"scale": 2},
+    "mitosis_detection": {"method": "source_only"},
     "pathology_arbitrary_scale_super_resolution": {"variant": "liif"},
     "point_supervised_boundary_loss_segmentation": {"arch": "unet", "supervision": "points"},
     "skin_lesion_classification": {"debias": "grayscale"},
@@ -35,6 +37,7 @@ ALTERNATIVE_VARIANTS: dict[str, dict] = {
 SMOKE_OVERRIDES: dict[str, dict] = {
     "brain_mri_fno_registration": {},
     "breast_ultrasound_ood_classification": {"ensemble_size": 1, "ensemble_min_steps": 0},  # one 1-epoch member
+    "chest_xray_lesion_detection": {"cawe_epochs": 1, "colorizer_steps": 2},  # 1-epoch / 2-step enhancer stages
     "histology_affine_registration": {"warmup_epochs": 10},  # enough warm-up for matches, so fine-tuning has gradients
     "mammography_calcification_detection": {},
     "microscopy_super_resolution": {"stage_epochs": [0, 0, 0]},  # stage 4: G, T1 and T2 all train
@@ -71,19 +74,6 @@ def copy_sample(source_root: Path, target_root: Path) -> Path:
     target = target_root / "sample_data"
     shutil.copytree(source_root / "sample_data", target)
     return target
-
-
-def example_input(bundle: Path, batch: int = 1, n: int = 8):
-    """A random input of the shape metadata's first input declares, with ``n`` substituted as verify_net_in_out does."""
-    import torch
-
-    spec = metadata(bundle)["network_data_format"]["inputs"]["image"]
-    shape = []
-    for size in spec["spatial_shape"]:
-        if isinstance(size, str):  # "16*n" -> 128 for n=8
-            size = eval(re.sub(r"\bn\b", str(n), size), {"__builtins__": {}})
-        shape.append(int(size))
-    return torch.rand(batch, spec["num_channels"], *shape)
 
 
 class BundleRuns:
@@ -130,46 +120,6 @@ def untrained_checkpoint(bundle: Path, root: Path, **overrides) -> Path:
     (root / "models").mkdir(exist_ok=True)
     torch.save(network.state_dict(), root / "models" / "model.pt")
     return root / "models" / "model.pt"
-
-
-def flat_tensors(output) -> list:
-    """The tensors of a network output in a fixed order, so that outputs of any structure compare one by one.
-
-    Args:
-        output: a tensor, or nested lists / tuples / dicts of tensors (detection networks return lists of maps).
-
-    Returns:
-        The tensors, dict entries in key order.
-
-    Raises:
-        TypeError: an output that holds something other than tensors.
-    """
-    import torch
-
-    if isinstance(output, torch.Tensor):
-        return [output]
-    if isinstance(output, dict):
-        return [t for key in sorted(output) for t in flat_tensors(output[key])]
-    if isinstance(output, list | tuple):
-        return [t for item in output for t in flat_tensors(item)]
-    raise TypeError(f"network output of type {type(output).__name__} holds no tensors")
-
-
-def export_options(bundle: Path, **overrides) -> dict:
-    """The ``ckpt_export`` options of ``inference.yaml``'s optional ``torchscript_export`` id, ``{}`` without it.
-
-    A bundle whose network TorchScript cannot script asks for ``{use_trace: true}`` there (the input shape then
-    comes from ``metadata.json``).
-
-    Args:
-        bundle: the bundle folder.
-        **overrides: config overrides (``bundle_root`` of a trained run, so that trained switches apply).
-
-    Returns:
-        Keyword arguments for ``monai.bundle.ckpt_export``.
-    """
-    parser = load_config(bundle, "inference", **overrides)
-    return dict(parser.get_parsed_content("torchscript_export")) if "torchscript_export" in parser else {}
 
 
 def top_level_names(root: Path) -> set[str]:
