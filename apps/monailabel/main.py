@@ -222,15 +222,17 @@ class BundleCollectionApp(MONAILabelApp):
         )
 
     def init_datastore(self) -> Any:
-        """MONAI Label's datastore, whose local form also lists ``*.dcm`` files (single-image DICOM mammograms).
+        """MONAI Label's datastore, whose local form also lists ``*.dcm`` files (single-image DICOM mammograms) and
+        ``*.tiff`` files (MIDOG's ``001.tiff`` ...; MONAI Label lists ``*.tif`` only).
 
         Returns:
-            The datastore MONAI Label would build, with ``*.dcm`` among the local file patterns.
-        """
+            The datastore MONAI Label would build, with ``*.dcm`` and ``*.tiff`` among the local file patterns.
+        """  # noqa: D205
         from monailabel.config import settings
 
-        if "*.dcm" not in settings.MONAI_LABEL_DATASTORE_FILE_EXT:
-            settings.MONAI_LABEL_DATASTORE_FILE_EXT = [*settings.MONAI_LABEL_DATASTORE_FILE_EXT, "*.dcm"]
+        for pattern in ("*.dcm", "*.tiff"):
+            if pattern not in settings.MONAI_LABEL_DATASTORE_FILE_EXT:
+                settings.MONAI_LABEL_DATASTORE_FILE_EXT = [*settings.MONAI_LABEL_DATASTORE_FILE_EXT, pattern]
         return super().init_datastore()
 
     def _servable(self, kinds: tuple[str, ...]) -> dict[str, Path]:

@@ -60,6 +60,18 @@ from .mammography_datasets import (
     mammography_datalist,
     read_mammogram,
 )
+from .midog import (
+    MIDOG_CATEGORIES,
+    MIDOG_LAYOUT,
+    MIDOG_SCANNERS,
+    TiffRegionReader,
+    check_midog_datalist,
+    check_tiff,
+    load_rgb_tiff,
+    midog_datalist,
+    midog_scanner,
+)
+from .midog_sample import SAMPLE_SCANNER_STYLES, write_midog_sample
 from .oasis import (
     OASIS_FILES,
     OASIS_LAYOUT,
@@ -114,6 +126,17 @@ __all__ = [
     "SR_REAL_SAMPLE_TEST_SOURCES",
     "structure_mask",
     "write_sr_real_sample",
+    "MIDOG_CATEGORIES",
+    "MIDOG_LAYOUT",
+    "MIDOG_SCANNERS",
+    "SAMPLE_SCANNER_STYLES",
+    "TiffRegionReader",
+    "check_midog_datalist",
+    "check_tiff",
+    "load_rgb_tiff",
+    "midog_datalist",
+    "midog_scanner",
+    "write_midog_sample",
     "CALCIFICATION_LAYOUT",
     "CALCIFICATION_SAMPLE_SOURCES",
     "calcification_datalist",

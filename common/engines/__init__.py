@@ -33,6 +33,15 @@ from .detection import (
     DetectionWriter,
     brightest_region_baseline,
 )
+from .esorda import (
+    COCO_IOU_THRESHOLDS,
+    ESORDATrainer,
+    F1ThresholdPicker,
+    MIDOGReport,
+    detect_whole_slide,
+    detect_whole_slides,
+    esorda_optimizer,
+)
 from .log_filters import QuietEngineLogs, install_quiet_logs, last_iteration_of_epoch
 from .metrics_report import MetricsReport, summary_table, write_json_atomic
 from .mpm_fusion import ClassProbabilityWriter, MPMClassificationReport, train_fusion_autoencoder
@@ -69,6 +78,13 @@ from .training import (
 )
 
 __all__ = [
+    "COCO_IOU_THRESHOLDS",
+    "ESORDATrainer",
+    "F1ThresholdPicker",
+    "MIDOGReport",
+    "detect_whole_slide",
+    "detect_whole_slides",
+    "esorda_optimizer",
     "QuietEngineLogs",
     "install_quiet_logs",
     "last_iteration_of_epoch",

@@ -1,5 +1,6 @@
 """Networks and blocks the papers add to MONAI's."""
 
+from .dah import DomainAdaptationHead, DomainDiscriminator, GradientReversal, grad_reverse
 from .detection import (
     ANCHOR_SIZES,
     ASPECT_RATIOS,
@@ -15,6 +16,17 @@ from .detection import (
 from .discriminators import VGGStyleDiscriminator
 from .early_exit_cnn import PAPER_CHANNELS, EarlyExitCNN, MultiExitLoss
 from .enet import ENet
+from .fcos import (
+    FCOS_SCALE_RANGES,
+    FCOS_STRIDES,
+    FCOSDetector,
+    FCOSHead,
+    FCOSNetwork,
+    TileMerger,
+    fcos_losses,
+    fcos_points,
+    fcos_targets,
+)
 from .feature_matching import (
     AffineMatchingNet,
     AttentionLayer,
@@ -62,9 +74,26 @@ from .iste import (
 from .rrdb import ResidualDenseBlock, ResidualInResidualDenseBlock, RRDBGenerator, upsampling_stages
 from .sfrseg import SFRSegNet
 from .skin_classifiers import SKIN_CLASSIFIERS, gradcam_target_layer, load_pretrained_weights, skin_classifier
+from .soren import SOREN, ResidualBlock, SpatialAttention
 from .wavelet import IEWADWTDown, haar_dwt2d
 
 __all__ = [
+    "DomainAdaptationHead",
+    "DomainDiscriminator",
+    "GradientReversal",
+    "grad_reverse",
+    "FCOS_SCALE_RANGES",
+    "FCOS_STRIDES",
+    "FCOSDetector",
+    "FCOSHead",
+    "FCOSNetwork",
+    "TileMerger",
+    "fcos_losses",
+    "fcos_points",
+    "fcos_targets",
+    "SOREN",
+    "ResidualBlock",
+    "SpatialAttention",
     "SKIN_CLASSIFIERS",
     "gradcam_target_layer",
     "load_pretrained_weights",

@@ -50,6 +50,7 @@ from .distance_maps import (
     scale_to_255,
     signed_distance_map,
 )
+from .fft_style import FFTStyleTransfer, FFTStyleTransferd, fft_style_transfer
 from .mammography import (
     BoxesToOriginald,
     BreastCropd,
@@ -58,6 +59,7 @@ from .mammography import (
     ResizeWithBoxesd,
     load_mammogram,
 )
+from .midog import LoadRGBTiffd
 from .optional_loading import LoadImageIfPresentd
 from .points import PointAnnotationd, sample_point_annotations
 from .registration import (
@@ -74,8 +76,16 @@ from .registration import (
     pair_name,
 )
 from .slicing import SelectSlice, SelectSliced
+from .srm import SuperResolutiond, SuperResolutionStage, load_sr_generator
 
 __all__ = [
+    "LoadRGBTiffd",
+    "SuperResolutionStage",
+    "SuperResolutiond",
+    "load_sr_generator",
+    "FFTStyleTransfer",
+    "FFTStyleTransferd",
+    "fft_style_transfer",
     "RandStainColourJitter",
     "RandStainColourJitterd",
     "LoadImageIfPresentd",

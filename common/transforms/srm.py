@@ -1,0 +1,94 @@
+"""SRM: ESORDA's optional super-resolution stage, the RRDB generator the microscopy SR bundle trains.
+
+The generator is rebuilt from that bundle's ``models/training_plan.json`` (its network arguments) and loaded from
+its ``models/model.pt``; nothing is downloaded. The paper gives no detail of how the super-resolved image meets the
+detector. Decision: the image is super-resolved by the generator's scale and brought back to its own grid by area
+averaging, so SRM acts as a learned restoration (sharper nuclei, less noise) at the file's pixel size, and boxes,
+the 30 px hit criterion and the FCOS scale ranges stay in the file's pixels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from monai.config import KeysCollection
+from monai.transforms import MapTransform, Transform
+
+__all__ = ["SuperResolutionStage", "SuperResolutiond", "load_sr_generator"]
+
+
+def load_sr_generator(bundle_root: str | Path) -> torch.nn.Module:
+    """The microscopy SR bundle's trained generator (eval mode, CPU) from ``<bundle_root>/models``.
+
+    Raises:
+        FileNotFoundError: no ``model.pt`` or ``training_plan.json`` there (naming the path and how to make them).
+    """
+    from ..engines.training import load_checkpoint, read_training_plan
+    from ..networks.rrdb import RRDBGenerator
+
+    models = Path(bundle_root) / "models"
+    plan = read_training_plan(models)
+    if plan is None or not (models / "model.pt").is_file():
+        raise FileNotFoundError(
+            f"{models}: SRM needs the microscopy_super_resolution bundle's trained models/model.pt and "
+            "training_plan.json; train that bundle first (docs/README.md, SRM) or run without SRM"
+        )
+    args = {k: v for k, v in plan.get("network", {}).items() if not k.startswith("_")}
+    generator = RRDBGenerator(**args)
+    generator.load_state_dict(load_checkpoint(models / "model.pt"))
+    return generator.eval()
+
+
+class SuperResolutionStage(Transform):
+    """Array transform: a ``(3, X, Y)`` image in 0..255 super-resolved and area-averaged back to its size.
+
+    Args:
+        generator: an RRDB generator (or any ``(B, 3, X, Y) -> (B, 3, sX, sY)`` network on [0, 1] images).
+        device: where the generator runs.
+    """
+
+    def __init__(self, generator: torch.nn.Module, device: str | torch.device = "cpu") -> None:
+        self.generator = generator.to(device).eval()
+        self.device = torch.device(device)
+
+    def __call__(self, img: Any) -> Any:
+        """The restored image, as the input's type (float32, 0..255)."""
+        x = torch.as_tensor(img, dtype=torch.float32)
+        size = tuple(int(s) for s in x.shape[1:])
+        with torch.no_grad():
+            sr = self.generator((x[None] / 255.0).to(self.device)).clamp(0, 1)
+            out = F.adaptive_avg_pool2d(sr, size)[0].cpu() * 255.0
+        if hasattr(img, "meta"):
+            return type(img)(out, meta=img.meta)
+        return out if isinstance(img, torch.Tensor) else out.numpy()
+
+
+class SuperResolutiond(MapTransform):
+    """Dictionary twin of :class:`SuperResolutionStage`; ``bundle_root`` None makes it the identity (SRM off).
+
+    Args:
+        keys: image keys.
+        bundle_root: the microscopy SR bundle root holding ``models/`` (None: no SRM).
+        device: where the generator runs.
+        allow_missing_keys: skip absent keys.
+    """
+
+    def __init__(
+        self, keys: KeysCollection, bundle_root: str | Path | None = None, device: str | torch.device = "cpu",
+        allow_missing_keys: bool = False,
+    ) -> None:  # fmt: skip
+        super().__init__(keys, allow_missing_keys)
+        self.stage = SuperResolutionStage(load_sr_generator(bundle_root), device) if bundle_root else None
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        """The item with its images restored (unchanged without SRM)."""
+        d = dict(data)
+        if self.stage is None:
+            return d
+        for key in self.key_iterator(d):
+            d[key] = self.stage(d[key])
+        return d
