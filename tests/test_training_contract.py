@@ -40,7 +40,10 @@ from common.workflows import load_config, run_workflow
 
 MODEL_FILES = {"model.pt", PLAN_FILENAME, STATE_FILENAME}
 #: what a bundle's training writes to models/ besides the contract's files (still written by rank 0 alone)
-EXTRA_MODEL_FILES = {"breast_ultrasound_ood_classification": {"ensemble", "ood_thresholds.json"}}
+EXTRA_MODEL_FILES = {
+    "breast_ultrasound_ood_classification": {"ensemble", "ood_thresholds.json"},
+    "chest_xray_lesion_detection": {"cawe_classifier.pt", "cawe_classifier.json"},  # the `cawe` row's stage
+}
 #: every bundle, the ones not yet converted marked skipped so that the report lists what is left
 CONTRACT_BUNDLES = [
     pytest.param(b, marks=pytest.mark.skip(reason="not yet on the training contract (issue 11)"))

@@ -34,6 +34,19 @@ from .calcification_sample import (
     calcification_phantom,
     write_calcification_sample,
 )
+from .chest_xray import (
+    CHEXPERT_LAYOUT,
+    CHEXPERT_OBSERVATIONS,
+    RSNA_LAYOUT,
+    RSNA_SPLIT_FRACTIONS,
+    check_chest_xray_datalist,
+    chexpert_datalist,
+    read_chest_xray,
+    read_chexpert_csv,
+    read_rsna_labels,
+    rsna_datalist,
+)
+from .chest_xray_sample import chest_xray_phantom, write_chest_xray_sample
 from .errors import DatasetError, DatasetLayoutError, ImageFileError
 from .image_mask import IMAGE_MASK_LAYOUT, image_mask_datalist, image_mask_pairs
 from .isic import (
@@ -253,4 +266,16 @@ __all__ = [
     "split_groups",
     "write_acdc_sample",
     "write_synovial_sample",
+    "CHEXPERT_LAYOUT",
+    "CHEXPERT_OBSERVATIONS",
+    "RSNA_LAYOUT",
+    "RSNA_SPLIT_FRACTIONS",
+    "check_chest_xray_datalist",
+    "chexpert_datalist",
+    "read_chest_xray",
+    "read_chexpert_csv",
+    "read_rsna_labels",
+    "rsna_datalist",
+    "chest_xray_phantom",
+    "write_chest_xray_sample",
 ]

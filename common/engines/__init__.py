@@ -22,6 +22,16 @@ from .augmentation import (
     train_wgan,
     write_augmented_class_folders,
 )
+from .chest_xray import (
+    COLORIZATION_IMAGES,
+    CAWEMapWriter,
+    RSNASubmissionWriter,
+    colorization_images,
+    load_enhancers,
+    plot_froc,
+    train_cawe_classifier,
+    train_colorizer,
+)
 from .classification_outputs import ProbabilityCollector, output_labels, output_probabilities, source_names
 from .detection import (
     DETECTION_IOU_THRESHOLDS,
@@ -159,4 +169,12 @@ __all__ = [
     "DetectionTrainer",
     "DetectionWriter",
     "brightest_region_baseline",
+    "COLORIZATION_IMAGES",
+    "CAWEMapWriter",
+    "RSNASubmissionWriter",
+    "colorization_images",
+    "load_enhancers",
+    "plot_froc",
+    "train_cawe_classifier",
+    "train_colorizer",
 ]

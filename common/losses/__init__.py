@@ -1,6 +1,7 @@
 """Losses the papers add to MONAI's."""
 
 from .affine_matching import AffineNCCLoss, CoarseMatchingLoss, local_ncc
+from .colorization import ColorizationDiscriminatorLoss, ColorizationGeneratorLoss
 from .fusion_reconstruction import FusionReconstructionLoss, OneHotBCEWithLogitsLoss
 from .point_supervision import BoundaryLoss, PartialCrossEntropyLoss, PointBoundaryLoss
 from .registration import RegistrationLoss, diffusion_regularizer, soft_dice_loss
@@ -29,4 +30,6 @@ __all__ = [
     "BoundaryLoss",
     "PartialCrossEntropyLoss",
     "PointBoundaryLoss",
+    "ColorizationDiscriminatorLoss",
+    "ColorizationGeneratorLoss",
 ]

@@ -1,5 +1,7 @@
 """Networks and blocks the papers add to MONAI's."""
 
+from .cawe import CAWE, CAWE_CLASSIFIERS, ActivatedClassSum, CAWEClassifier, cawe_closed_form, normalise_by_max
+from .colorization import COLORIZER_ENCODERS, ColorizationDiscriminator, ColorizationGenerator, SelfAttention2d
 from .dah import DomainAdaptationHead, DomainDiscriminator, GradientReversal, grad_reverse
 from .detection import (
     ANCHOR_SIZES,
@@ -16,6 +18,7 @@ from .detection import (
 from .discriminators import VGGStyleDiscriminator
 from .early_exit_cnn import PAPER_CHANNELS, EarlyExitCNN, MultiExitLoss
 from .enet import ENet
+from .enhanced_detection import ENHANCEMENTS, EnhancedRetinaNet, scaled_anchor_sizes
 from .fcos import (
     FCOS_SCALE_RANGES,
     FCOS_STRIDES,
@@ -159,4 +162,17 @@ __all__ = [
     "resnet_fpn_backbone",
     "retinanet",
     "retinanet_detector",
+    "CAWE",
+    "CAWE_CLASSIFIERS",
+    "ActivatedClassSum",
+    "CAWEClassifier",
+    "cawe_closed_form",
+    "normalise_by_max",
+    "COLORIZER_ENCODERS",
+    "ColorizationDiscriminator",
+    "ColorizationGenerator",
+    "SelfAttention2d",
+    "ENHANCEMENTS",
+    "EnhancedRetinaNet",
+    "scaled_anchor_sizes",
 ]

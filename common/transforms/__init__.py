@@ -36,6 +36,8 @@ from .arbitrary_scale import (
     degrade_to_size,
     gaussian_blur,
 )
+from .cawe_fusion import CAWEFusion, CAWEFusiond, cawe_fusion
+from .chest_xray import LoadChestXrayd, load_chest_xray
 from .colour_jitter import RandStainColourJitter, RandStainColourJitterd
 from .cropping import SquareCenterCrop, SquareCenterCropd
 from .degradation import BicubicDegrade, BicubicDegraded, crop_to_multiple
@@ -154,4 +156,9 @@ __all__ = [
     "sample_point_annotations",
     "scale_to_255",
     "signed_distance_map",
+    "CAWEFusion",
+    "CAWEFusiond",
+    "cawe_fusion",
+    "LoadChestXrayd",
+    "load_chest_xray",
 ]

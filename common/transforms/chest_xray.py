@@ -1,0 +1,73 @@
+"""Loading chest radiographs as MONAI detection images (``(1, W, H)``, x along the first spatial axis)."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from monai.config import KeysCollection
+from monai.data import MetaTensor
+from monai.transforms import MapTransform
+
+from ..data.chest_xray import read_chest_xray
+from ..data.errors import ImageFileError
+
+__all__ = ["LoadChestXrayd", "load_chest_xray"]
+
+
+def load_chest_xray(path: str | Path) -> MetaTensor:
+    """Read a chest radiograph (DICOM as displayed, or a grey PNG / JPEG) as a ``(1, W, H)`` float32 MetaTensor.
+
+    Args:
+        path: the file.
+
+    Returns:
+        The image (high = bright), meta ``filename_or_obj``, ``original_shape`` ``(H, W)`` and, for DICOM, the
+        DICOM reader's fields (``patient_id``...).
+
+    Raises:
+        ImageFileError: an unreadable file (see :func:`common.data.read_chest_xray`).
+    """
+    path = Path(path)
+    meta: dict[str, Any] = {}
+    if path.suffix.lower() in (".dcm", ".dicom", ""):
+        from ..data.mammography import read_mammogram_dicom
+
+        try:
+            array, dicom_meta = read_mammogram_dicom(path)
+        except ImageFileError as e:
+            problem = e.problem if e.problem.startswith("cannot read image") else f"cannot read image: {e.problem}"
+            raise ImageFileError(path, problem) from e
+        meta.update({k: v for k, v in dicom_meta.items() if v is not None and k != "range"})
+        array = np.asarray(array, np.float32)
+        if not np.isfinite(array).all():
+            raise ImageFileError(path, "the image holds NaN or infinite values")
+    else:
+        array = read_chest_xray(path)
+    meta.update(filename_or_obj=str(path), original_shape=list(array.shape))
+    return MetaTensor(torch.from_numpy(np.ascontiguousarray(array.T))[None], meta=meta)
+
+
+class LoadChestXrayd(MapTransform):
+    """Replace each key's file path with :func:`load_chest_xray`'s ``(1, W, H)`` MetaTensor.
+
+    Not a ``LoadImaged``: MONAI Label swaps every ``LoadImaged`` of a bundle's preprocessing for its own loader,
+    which would skip the DICOM VOI LUT and the MONOCHROME1 inversion.
+
+    Args:
+        keys: keys holding file paths.
+    """
+
+    def __init__(self, keys: KeysCollection) -> None:
+        super().__init__(keys)
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        """Load every key's file (tensors are passed through)."""
+        d = dict(data)
+        for key in self.key_iterator(d):
+            if isinstance(d[key], (str, Path)):
+                d[key] = load_chest_xray(d[key])
+        return d
