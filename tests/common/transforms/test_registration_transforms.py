@@ -38,11 +38,14 @@ def test_warp_image_shifts_by_the_ddf_in_voxels(spatial_dims: int):
 
 
 def test_warp_imaged_keeps_meta_and_skips_missing_labels():
-    moving = MetaTensor(torch.rand(1, 6, 6), meta={"filename_or_obj": "m.nii.gz"})
+    moving = MetaTensor(
+        torch.rand(1, 6, 6, generator=torch.Generator().manual_seed(0)), meta={"filename_or_obj": "m.nii.gz"}
+    )
     data = {"moving": moving, "pred": torch.zeros(2, 6, 6)}
     out = WarpImaged(["moving", "label"], output_keys=["warped", "warped_label"], mode=["bilinear", "nearest"],
                      allow_missing_keys=True)(data)  # fmt: skip
-    assert torch.allclose(out["warped"], moving) and "warped_label" not in out
+    # a zero field through grid_sample is the identity up to float32 rounding of the grid (seen: 1.2e-7)
+    assert torch.allclose(out["warped"], moving, atol=1e-6) and "warped_label" not in out
     assert out["warped"].meta["filename_or_obj"] == "m.nii.gz"
     with pytest.raises(KeyError, match="label"):
         WarpImaged(["label"])(data)
