@@ -8,7 +8,11 @@ iteration that is the bundle's own: ``import monai`` and the configs' ``$import 
 ``inference.yaml`` and ``metadata.json``, and building ``network_def``; the ``+config`` column is that row minus the
 ``import monai + common`` phase.
 
-    python benchmarks/startup.py [--bundles a b] [--repeats 5]
+With ``--baseline REV``, the ``common/`` package of git revision REV runs beside the working tree's, phase by phase
+in the same rounds (the bundles' configs are the working tree's in both), so a start-up change is measured before
+and after in one run.
+
+    python benchmarks/startup.py [--bundles a b] [--repeats 5] [--baseline REV]
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -43,8 +48,8 @@ def bundle_phase(bundle: Path) -> str:
     )
 
 
-def run_phase(code: str) -> tuple[float, float]:
-    """CPU and wall seconds of ``python -c code`` in a fresh interpreter.
+def run_phase(code: str, common_root: Path = ROOT) -> tuple[float, float]:
+    """CPU and wall seconds of ``python -c code`` in a fresh interpreter that imports ``common`` from ``common_root``.
 
     Raises:
         RuntimeError: the phase failed (its stderr's last lines are in the message).
@@ -52,12 +57,19 @@ def run_phase(code: str) -> tuple[float, float]:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+                          env={**os.environ, "PYTHONPATH": str(common_root)})  # fmt: skip
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode:
         raise RuntimeError(f"phase failed:\n{code}\n{done.stderr[-2000:]}")
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), wall
+
+
+def checkout_common(revision: str, target: Path) -> Path:
+    """Write ``common/`` of git ``revision`` under ``target``; return ``target``."""
+    archive = subprocess.run(["git", "archive", revision, "common"], cwd=ROOT, capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    return target
 
 
 def summary(values: list[float]) -> str:
@@ -68,25 +80,36 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--bundles", nargs="*", help="bundle folder names (default: every bundle)")
     parser.add_argument("--repeats", type=int, default=5, help="rounds; phases interleaved within each round")
+    parser.add_argument("--baseline", help="git revision whose common/ runs beside the working tree's")
     args = parser.parse_args(argv)
     names = args.bundles or sorted(p.name for p in (ROOT / "bundles").iterdir() if (p / "configs").is_dir())
-    phases = dict(BASE_PHASES) | {name: bundle_phase(ROOT / "bundles" / name) for name in names}
-    cpu: dict[str, list[float]] = {name: [] for name in phases}
-    wall: dict[str, list[float]] = {name: [] for name in phases}
-    for round_index in range(args.repeats):
-        for name, code in phases.items():
-            c, w = run_phase(code)
-            cpu[name].append(c)
-            wall[name].append(w)
-        print(f"[startup] round {round_index + 1}/{args.repeats} done", file=sys.stderr, flush=True)
+    codes = dict(BASE_PHASES) | {name: bundle_phase(ROOT / "bundles" / name) for name in names}
+    with tempfile.TemporaryDirectory() as tmp:
+        roots = {"": ROOT}
+        if args.baseline:
+            roots = {f"{args.baseline}: ": checkout_common(args.baseline, Path(tmp)), "now: ": ROOT}
+        # phases that do not import common run once, not per common/ version
+        phases = {(label + name if "common" in code or name in names else name): (code, root)
+                  for label, root in roots.items() for name, code in codes.items()}  # fmt: skip
+        cpu: dict[str, list[float]] = {name: [] for name in phases}
+        wall: dict[str, list[float]] = {name: [] for name in phases}
+        for round_index in range(args.repeats):
+            for name, (code, root) in phases.items():
+                c, w = run_phase(code, root)
+                cpu[name].append(c)
+                wall[name].append(w)
+            print(f"[startup] round {round_index + 1}/{args.repeats} done", file=sys.stderr, flush=True)
     load = os.getloadavg()
     print(f"start-up phases, fresh interpreter each, {args.repeats} interleaved rounds, "
           f"load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}, {os.cpu_count()} cores")  # fmt: skip
-    base = statistics.median(cpu["import monai + $import common"])
-    print(f"{'phase':40s} | {'CPU s median (min-max)':>22s} | {'wall s median (min-max)':>23s} | +config CPU s")
+    print(f"{'phase':48s} | {'CPU s median (min-max)':>22s} | {'wall s median (min-max)':>23s} | +config CPU s")
     for name in phases:
-        extra = f"{statistics.median(cpu[name]) - base:13.2f}" if name in names else ""
-        print(f"{name:40s} | {summary(cpu[name]):>22s} | {summary(wall[name]):>23s} | {extra}")
+        label = next((lb for lb in roots if lb and name.startswith(lb)), "")
+        extra = ""
+        if name[len(label) :] in names:
+            base = statistics.median(cpu[label + "import monai + $import common"])
+            extra = f"{statistics.median(cpu[name]) - base:13.2f}"
+        print(f"{name:48s} | {summary(cpu[name]):>22s} | {summary(wall[name]):>23s} | {extra}")
 
 
 if __name__ == "__main__":

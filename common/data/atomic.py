@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["write_folder_atomically", "remove_stale_temporaries"]
+__all__ = ["write_folder_atomically"]
 
 
 def write_folder_atomically(root: str | Path, fill: Callable[[Path], None], overwrite: bool = False) -> Path:

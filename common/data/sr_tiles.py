@@ -34,7 +34,7 @@ from .errors import DatasetError, DatasetLayoutError, ImageFileError
 from .sr_real_images import SR_TRAINING_SOURCES, real_sr_source
 from .validation import read_image_array
 
-__all__ = ["SR_TILE_LAYOUT", "SR_TILE_SPLITS", "SR_TILE_SUFFIXES", "check_sr_datalist", "sr_tile_datalist",
+__all__ = ["SR_TILE_LAYOUT", "check_sr_datalist", "sr_tile_datalist",
            "write_sr_tile_sample"]  # fmt: skip
 
 SR_TILE_SPLITS = ("train", "val", "test")

@@ -15,7 +15,7 @@ import numpy as np
 
 from .errors import DatasetError, ImageFileError
 
-__all__ = ["read_image_array", "check_image", "check_datalist", "NIFTI_SUFFIXES", "RASTER_SUFFIXES"]
+__all__ = ["read_image_array", "check_image", "check_datalist"]
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 RASTER_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from monai.metrics import PSNRMetric, SSIMMetric
 
-__all__ = ["UPSAMPLE_MODES", "from_engine_upsampled", "gmsd", "high_frequency_ratio", "sr_quality", "upsample",
+__all__ = ["from_engine_upsampled", "gmsd", "high_frequency_ratio", "sr_quality", "upsample",
            "write_sr_comparison"]  # fmt: skip
 
 UPSAMPLE_MODES = ("nearest", "bicubic", "bilinear")

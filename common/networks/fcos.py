@@ -49,6 +49,7 @@ __all__ = [
     "FCOSDetector",
     "FCOSHead",
     "FCOSNetwork",
+    "TileMerger",
     "fcos_losses",
     "fcos_points",
     "fcos_targets",
