@@ -35,6 +35,7 @@ __all__ = [
     "load_rgb_tiff",
     "midog_datalist",
     "midog_scanner",
+    "read_tiff_region",
 ]
 
 MIDOG_SCANNERS: dict[str, tuple[int, int]] = {
@@ -260,6 +261,53 @@ def load_rgb_tiff(path: str | Path) -> Any:
     return MetaTensor(image, meta=meta)
 
 
+def read_tiff_region(page: Any, path: str | Path, y: int, x: int, height: int, width: int) -> np.ndarray:
+    """``(height, width, 3)`` uint8 pixels of rows ``y..y+height`` and columns ``x..x+width`` of a TIFF page.
+
+    Only the page's segments (tiles or strips) that overlap the region are read and decoded, so the memory of a read
+    is that of the region plus one row of segments, whatever the image's size. Shared by :class:`TiffRegionReader`
+    and :class:`~common.data.RegionTiffWSIReader`.
+
+    Args:
+        page: an RGB(A) ``tifffile.TiffPage`` (chunky, 8-bit).
+        path: the file, for the error message.
+        y: first row.
+        x: first column.
+        height: rows (cut at the image).
+        width: columns (cut at the image).
+
+    Returns:
+        The region's RGB pixels.
+
+    Raises:
+        ImageFileError: a segment that cannot be decoded.
+    """
+    rows, cols = int(page.shape[0]), int(page.shape[1])
+    seg = (int(page.tilelength), int(page.tilewidth)) if page.is_tiled else (int(page.rowsperstrip), cols)
+    seg = (min(seg[0], rows), seg[1])  # rowsperstrip may exceed the image (a single strip)
+    grid_w = -(-cols // seg[1])
+    y2, x2 = min(y + height, rows), min(x + width, cols)
+    out = np.zeros((max(y2 - y, 0), max(x2 - x, 0), 3), np.uint8)
+    sh, sw = seg
+    fh = page.parent.filehandle
+    for r in range(y // sh, -(-y2 // sh)):
+        for c in range(x // sw, -(-x2 // sw)):
+            index = r * grid_w + c
+            offset, count = page.dataoffsets[index], page.databytecounts[index]
+            try:
+                fh.seek(offset)
+                data = fh.read(count)
+                segment, _, _ = page.decode(data, index, jpegtables=page.jpegtables)
+            except Exception as e:
+                raise ImageFileError(path, f"cannot read image segment {index} ({e})") from e
+            segment = np.asarray(segment).reshape(segment.shape[-3:])[..., :3]
+            sy, sx = r * sh, c * sw
+            ys, xs = max(y, sy), max(x, sx)
+            ye, xe = min(y2, sy + segment.shape[0]), min(x2, sx + segment.shape[1])
+            out[ys - y : ye - y, xs - x : xe - x] = segment[ys - sy : ye - sy, xs - sx : xe - sx]
+    return out
+
+
 class TiffRegionReader:
     """Reads regions of a (tiled or stripped) RGB TIFF without decoding the whole image.
 
@@ -267,7 +315,7 @@ class TiffRegionReader:
     is that of the region plus one row of segments, whatever the image's size.
 
     Args:
-        path: the TIFF file.
+        path: the file.
 
     Attributes:
         shape: ``(height, width)``.
@@ -286,11 +334,6 @@ class TiffRegionReader:
             raise ImageFileError(self.path, f"has {page.samplesperpixel} channel(s), expected 3 (RGB H&E)")
         self._page = page
         self.shape = (int(page.shape[0]), int(page.shape[1]))
-        if page.is_tiled:
-            self._seg = (int(page.tilelength), int(page.tilewidth))
-        else:
-            self._seg = (int(page.rowsperstrip), self.shape[1])
-        self._grid = (-(-self.shape[0] // self._seg[0]), -(-self.shape[1] // self._seg[1]))
 
     def close(self) -> None:
         """Close the file."""
@@ -308,24 +351,4 @@ class TiffRegionReader:
         Raises:
             ImageFileError: a segment that cannot be decoded.
         """
-        y2, x2 = min(y + height, self.shape[0]), min(x + width, self.shape[1])
-        out = np.zeros((y2 - y, x2 - x, 3), np.uint8)
-        sh, sw = self._seg
-        fh = self._tif.filehandle
-        page = self._page
-        for r in range(y // sh, -(-y2 // sh)):
-            for c in range(x // sw, -(-x2 // sw)):
-                index = r * self._grid[1] + c
-                offset, count = page.dataoffsets[index], page.databytecounts[index]
-                try:
-                    fh.seek(offset)
-                    data = fh.read(count)
-                    segment, _, _ = page.decode(data, index, jpegtables=page.jpegtables)
-                except Exception as e:
-                    raise ImageFileError(self.path, f"cannot read image segment {index} ({e})") from e
-                segment = np.asarray(segment).reshape(segment.shape[-3:])[..., :3]
-                sy, sx = r * sh, c * sw
-                ys, xs = max(y, sy), max(x, sx)
-                ye, xe = min(y2, sy + segment.shape[0]), min(x2, sx + segment.shape[1])
-                out[ys - y : ye - y, xs - x : xe - x] = segment[ys - sy : ye - sy, xs - sx : xe - sx]
-        return out
+        return read_tiff_region(self._page, self.path, y, x, height, width)
