@@ -23,6 +23,7 @@ ALTERNATIVE_VARIANTS: dict[str, dict] = {
     "brain_mri_fno_registration": {"model": "fno", "resolution": "half"},
     "breast_ultrasound_ood_classification": {"arch": "paper"},
     "chest_xray_lesion_detection": {"enhancement": "cawe", "cawe_source": "intra"},
+    "colon_ct_segmentation": {"method": "set_dcl", "infonce": "standard"},
     "histology_affine_registration": {"train_size": 96},
     "mammography_calcification_detection": {"backbone": "resnet50"},
     "microscopy_super_resolution": {"scale": 2},
@@ -38,6 +39,7 @@ SMOKE_OVERRIDES: dict[str, dict] = {
     "brain_mri_fno_registration": {},
     "breast_ultrasound_ood_classification": {"ensemble_size": 1, "ensemble_min_steps": 0},  # one 1-epoch member
     "chest_xray_lesion_detection": {"cawe_epochs": 1, "colorizer_steps": 2},  # 1-epoch / 2-step enhancer stages
+    "colon_ct_segmentation": {"slice_step": 6},  # a third of the episodes
     "histology_affine_registration": {"warmup_epochs": 10},  # enough warm-up for matches, so fine-tuning has gradients
     "mammography_calcification_detection": {},
     "microscopy_super_resolution": {"stage_epochs": [0, 0, 0]},  # stage 4: G, T1 and T2 all train
