@@ -24,12 +24,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
+import sys
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from harness import stopwatch  # noqa: E402
+
 BUNDLE = ROOT / "bundles" / "brain_mri_fno_registration"
 SIZE = (96, 120)  # the 33 x 41 slices upsampled about 3x; half resolution 48 x 60
 
@@ -122,11 +125,11 @@ def network_scores(network, pairs: list[dict]) -> dict:
         x = torch.from_numpy(np.stack([pairs[0]["moving"], pairs[0]["fixed"]]))[None]
         network(x)  # warm-up
         for p in pairs:
-            start = time.perf_counter()
-            x = torch.from_numpy(np.stack([p["moving"], p["fixed"]]))[None]
-            ddf = network(x)[0]
-            warped = warp(torch.from_numpy(p["moving_label"][None].astype(np.float32)), ddf)[0].numpy()
-            seconds = time.perf_counter() - start
+            with stopwatch() as watch:
+                x = torch.from_numpy(np.stack([p["moving"], p["fixed"]]))[None]
+                ddf = network(x)[0]
+                warped = warp(torch.from_numpy(p["moving_label"][None].astype(np.float32)), ddf)[0].numpy()
+            seconds = watch.seconds
             rows.append({"dice": dice(warped, p["fixed_label"]), "folding": folding_percent(ddf.numpy()),
                          "seconds": seconds})  # fmt: skip
     return summarise(rows)
@@ -173,9 +176,9 @@ def main() -> int:
                                   for p in pairs])  # fmt: skip
     demon_rows = []
     for p in pairs:
-        start = time.perf_counter()
-        warped, ddf = demons(p, args.demons_iterations)
-        seconds = time.perf_counter() - start
+        with stopwatch() as watch:
+            warped, ddf = demons(p, args.demons_iterations)
+        seconds = watch.seconds
         demon_rows.append({"dice": dice(warped, p["fixed_label"]), "folding": folding_percent(ddf), "seconds": seconds})
     rows["SimpleITK diffeomorphic demons"] = summarise(demon_rows)
 
@@ -187,10 +190,10 @@ def main() -> int:
             data = args.workdir / f"t1_data_seed{seed}"
             if not (data / "subjects.txt").is_file():
                 write_t1_slice_sample(data, seed=seed, num_subjects=args.subjects, size=SIZE, overwrite=True)
-            start = time.perf_counter()
-            run_workflow(BUNDLE, "train", quiet=True, bundle_root=str(root), dataset_dir=str(data), seed=seed,
-                         resolution=resolution, max_epochs=args.epochs)  # fmt: skip
-            train_seconds[f"{resolution}_seed{seed}"] = time.perf_counter() - start
+            with stopwatch() as watch:
+                run_workflow(BUNDLE, "train", quiet=True, bundle_root=str(root), dataset_dir=str(data), seed=seed,
+                             resolution=resolution, max_epochs=args.epochs)  # fmt: skip
+            train_seconds[f"{resolution}_seed{seed}"] = watch.seconds
             per_seed.append(network_scores(load_network(root), pairs))
         means = [r["dice"] for r in per_seed]
         rows[f"FNOReg trained at {resolution}"] = {

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import ROOT, common_arguments, throughput  # noqa: E402
+from harness import ROOT, common_arguments, stopwatch, throughput  # noqa: E402
 
 BUNDLE = ROOT / "bundles" / "breast_ultrasound_ood_classification"
 DEFAULT_EPOCHS = 30
@@ -44,10 +43,10 @@ def main() -> int:
 
     root.mkdir(parents=True, exist_ok=True)
     run_workflow(BUNDLE, "train", run_id="make_sample", quiet=True, **overrides)
-    start = time.perf_counter()
-    run_workflow(BUNDLE, "train", quiet=True, max_epochs=epochs, ensemble_size=args.ensemble_size,
-                 ensemble_epoch_scale=args.ensemble_epoch_scale, **overrides)  # fmt: skip
-    train_seconds = time.perf_counter() - start
+    with stopwatch() as watch:
+        run_workflow(BUNDLE, "train", quiet=True, max_epochs=epochs, ensemble_size=args.ensemble_size,
+                     ensemble_epoch_scale=args.ensemble_epoch_scale, **overrides)  # fmt: skip
+    train_seconds = watch.seconds
     run_workflow(BUNDLE, "evaluate", quiet=True, **overrides)
     report = read_metrics(root / "eval" / "metrics.json")
     speed = throughput(BUNDLE, {"bundle_root": str(root), "arch": args.arch}, batch=8, size=180)

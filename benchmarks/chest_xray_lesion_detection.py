@@ -19,7 +19,6 @@ import importlib
 import json
 import shutil
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -58,10 +57,10 @@ def run_row(workdir: Path, row: str, args, sample: Path, heldout: Path, epochs: 
     for name in STAGES:
         if (root / "models" / name).is_file() and not (stages / name).is_file():
             shutil.copy2(root / "models" / name, stages / name)
-    start = time.perf_counter()
-    run_workflow(BUNDLE, "evaluate", quiet=True, bundle_root=str(root), dataset_dir=str(heldout),
-                 datalist=HELDOUT_DATALIST, n_resamples=0, split="heldout")  # fmt: skip
-    seconds = time.perf_counter() - start
+    with harness.stopwatch() as watch:
+        run_workflow(BUNDLE, "evaluate", quiet=True, bundle_root=str(root), dataset_dir=str(heldout),
+                     datalist=HELDOUT_DATALIST, n_resamples=0, split="heldout")  # fmt: skip
+    seconds = watch.seconds
     report = read_metrics(root / "eval" / "metrics.json")
     return {"metrics": report["metrics"], "trivial": report["trivial_baseline"]["metrics"],
             "seconds_per_image": seconds / report["num_images"], **training, "num_images": report["num_images"],
@@ -91,13 +90,13 @@ def main() -> int:
                             num_chexpert=train.get_parsed_content("sample_chexpert"), overwrite=True)  # fmt: skip
     write_chest_xray_sample(heldout, seed=args.heldout_seed, num_patients=args.heldout_patients, num_chexpert=1,
                             overwrite=True)  # fmt: skip
-    start = time.perf_counter()
-    # the rows that train the stage networks first, so that every later row reuses them
-    order = sorted(args.rows, key=lambda r: (r != "color_cawe", ROWS.index(r)))
-    results = {row: run_row(workdir, row, args, sample, heldout, epochs) for row in order}
-    (workdir / "results.json").write_text(json.dumps(results, indent=1))
-    first = next(iter(results.values()))
-    total = time.perf_counter() - start
+    with harness.stopwatch() as watch:
+        # the rows that train the stage networks first, so that every later row reuses them
+        order = sorted(args.rows, key=lambda r: (r != "color_cawe", ROWS.index(r)))
+        results = {row: run_row(workdir, row, args, sample, heldout, epochs) for row in order}
+        (workdir / "results.json").write_text(json.dumps(results, indent=1))
+        first = next(iter(results.values()))
+    total = watch.seconds
     print(
         f"\nlung opacities, held-out sample (seed {args.heldout_seed}, {first['num_images']} films, "
         f"{first['num_lesions']} opacities); every row trained {epochs} epochs on the bundle's sample (seed "

@@ -18,10 +18,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from harness import Stopwatch  # noqa: E402
 
 
 def run(bundle: Path, root: Path, processes: int, epochs: int) -> dict:
@@ -30,9 +31,9 @@ def run(bundle: Path, root: Path, processes: int, epochs: int) -> dict:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
            "-m", "monai.bundle", "run", "--config_file", repr(configs), "--bundle_root", str(root),
            "--max_epochs", str(epochs), "--resume", "False", "--rank_report_dir", str(reports)]  # fmt: skip
-    start = time.perf_counter()
+    watch = Stopwatch()
     result = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True)
-    wall = time.perf_counter() - start
+    wall = watch.seconds
     if result.returncode != 0:
         sys.exit(f"{processes}-process run failed:\n{result.stderr[-4000:]}")
     ranks = [json.loads((reports / f"rank{r}.json").read_text()) for r in range(processes)]

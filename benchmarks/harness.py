@@ -1,26 +1,171 @@
-"""Shared benchmark harness: run bundle variants side by side and print one table.
+"""Shared benchmark harness: one timer, one memory probe, and bundle variants run side by side in one table.
 
-Each variant runs in its own subprocess (so its peak memory is its own): it trains on the bundle's sample,
-evaluates on the held-out split and measures inference throughput of the eager network and of its TorchScript
-export on the same input. The parent prints quality and speed figures side by side. Compare speed as ratios:
-machines are noisy.
+Timing: :func:`time_interleaved` runs several callables round-robin, repeated, so a change of machine load hits
+them alike, and returns a :class:`Timing` (median and spread) per callable; :func:`stopwatch` times one block
+(a training run, one inference) for the scripts that report a single wall time. Memory: :func:`peak_rss_mib` is
+this process's peak RSS; :func:`run_measured` runs a subprocess and returns its own peak RSS, so each variant run
+in a subprocess reports its own peak.
+
+Each variant of :func:`run_variant` runs in its own subprocess (so its peak memory is its own): it trains on the
+bundle's sample, evaluates on the held-out split and measures inference throughput of the eager network and of
+its TorchScript export on the same input, interleaved. The parent prints quality and speed figures side by side.
+Compare speed as ratios: machines are noisy.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Seconds of repeated calls of one callable: median and spread (min-max) over the rounds.
+
+    Args:
+        seconds: the duration of each round, in the order they ran.
+    """
+
+    seconds: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if not self.seconds:
+            raise ValueError("Timing needs at least one measured round")
+
+    @property
+    def median(self) -> float:  # noqa: D102
+        return statistics.median(self.seconds)
+
+    @property
+    def minimum(self) -> float:  # noqa: D102
+        return min(self.seconds)
+
+    @property
+    def maximum(self) -> float:  # noqa: D102
+        return max(self.seconds)
+
+    @property
+    def spread(self) -> float:
+        """(max - min) / median: the relative noise of the rounds."""
+        return (self.maximum - self.minimum) / self.median if self.median > 0 else 0.0
+
+    def __str__(self) -> str:
+        return f"{self.median:.4f} ({self.minimum:.4f}-{self.maximum:.4f})"
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready figures (for variants that report to their parent process)."""
+        return {"median": self.median, "min": self.minimum, "max": self.maximum, "seconds": list(self.seconds)}
+
+
+class Stopwatch:
+    """Wall seconds of one ``with`` block (``perf_counter``); ``seconds`` is the running time until the block ends."""
+
+    def __init__(self) -> None:
+        self._start = time.perf_counter()
+        self._end: float | None = None
+
+    @property
+    def seconds(self) -> float:  # noqa: D102
+        return (self._end if self._end is not None else time.perf_counter()) - self._start
+
+
+@contextmanager
+def stopwatch() -> Iterator[Stopwatch]:
+    """Time one ``with`` block: the :class:`Stopwatch` it yields stops when the block ends."""
+    watch = Stopwatch()
+    try:
+        yield watch
+    finally:
+        watch._end = time.perf_counter()
+
+
+def time_interleaved(calls: Mapping[str, Callable[[], Any]], repeats: int = 5, warmup: int = 1) -> dict[str, Timing]:
+    """Time callables round-robin: each round calls every one once, ``repeats`` rounds after ``warmup`` rounds.
+
+    Interleaving makes a change of machine load (another job starting) hit every callable alike, so the ratios of
+    the medians are fair even on a shared machine; the absolute figures are not.
+
+    Args:
+        calls: name -> callable taking no argument (bind inputs with a closure or ``functools.partial``).
+        repeats: measured rounds (the median is over these).
+        warmup: unmeasured rounds first (lazy initialisation, TorchScript's profiling runs, caches).
+
+    Returns:
+        name -> :class:`Timing`, in the order of ``calls``.
+
+    Raises:
+        ValueError: no callable, or fewer than one measured round.
+    """
+    if not calls:
+        raise ValueError("time_interleaved needs at least one callable")
+    if repeats < 1:
+        raise ValueError(f"time_interleaved needs repeats >= 1, got {repeats}")
+    for _ in range(warmup):
+        for call in calls.values():
+            call()
+    seconds: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(repeats):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            seconds[name].append(time.perf_counter() - start)
+    return {name: Timing(tuple(values)) for name, values in seconds.items()}
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far, in MiB (Linux reports ``ru_maxrss`` in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What :func:`run_measured` returns: the exit code, the captured output and the child's own peak RSS."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    peak_rss_mib: float
+
+
+def run_measured(cmd: Sequence[str], cwd: Path = ROOT, env: Mapping[str, str] | None = None,
+                 capture: bool = True) -> Measured:  # fmt: skip
+    """Run ``cmd`` and return its exit code, output and peak RSS (of that child alone, through ``os.wait4``).
+
+    ``RUSAGE_CHILDREN`` would give the largest peak of every child so far; ``wait4`` gives this one's.
+
+    Args:
+        cmd: the command line.
+        cwd: its working directory.
+        env: its environment (default: this process's).
+        capture: capture stdout / stderr (otherwise they go to this process's streams).
+
+    Returns:
+        A :class:`Measured`.
+    """
+    import tempfile
+
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        process = subprocess.Popen(list(cmd), cwd=cwd, env=dict(env) if env is not None else None,
+                                   stdout=out if capture else None, stderr=err if capture else None)  # fmt: skip
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)  # already reaped: keep Popen from waiting again
+        out.seek(0), err.seek(0)
+        return Measured(process.returncode, out.read(), err.read(), usage.ru_maxrss / 1024)
 
 
 def train_and_time(bundle: Path, overrides: dict[str, Any]) -> dict[str, float]:
@@ -41,18 +186,22 @@ def train_and_time(bundle: Path, overrides: dict[str, Any]) -> dict[str, float]:
     timer = Timer(average=True)
     timer.attach(trainer, start=Events.STARTED, resume=Events.ITERATION_STARTED, pause=Events.ITERATION_COMPLETED,
                  step=Events.ITERATION_COMPLETED)  # fmt: skip
-    start = time.perf_counter()
-    workflow.run()
-    workflow.finalize()
+    with stopwatch() as watch:
+        workflow.run()
+        workflow.finalize()
     return {
-        "train_seconds": time.perf_counter() - start,
+        "train_seconds": watch.seconds,
         "iterations": trainer.state.iteration,
         "seconds_per_iteration": timer.value(),
     }
 
 
 def throughput(bundle: Path, overrides: dict[str, Any], batch: int = 8, size: int = 128, repeats: int = 10) -> dict:
-    """Images per second of the trained network, eager and exported with ``ckpt_export``, on the same input."""
+    """Images per second of the trained network, eager and exported with ``ckpt_export``, on the same input.
+
+    The two run interleaved (:func:`time_interleaved`, 2 warm-up rounds, ``repeats`` measured); images/s is the
+    batch over the median seconds per call.
+    """
     from monai.bundle import ckpt_export
 
     from common.workflows import load_config
@@ -70,20 +219,12 @@ def throughput(bundle: Path, overrides: dict[str, Any], batch: int = 8, size: in
     scripted = torch.jit.load(str(ts_path)).eval()
     x = torch.rand(batch, channels, size, size)
 
-    def rate(model: Callable) -> float:
-        with torch.no_grad():
-            for _ in range(2):
-                model(x)
-            start = time.perf_counter()
-            for _ in range(repeats):
-                model(x)
-        return batch * repeats / (time.perf_counter() - start)
-
     with torch.no_grad():
         max_diff = float((network(x) - scripted(x)).abs().max())
+        timings = time_interleaved({"eager": lambda: network(x), "torchscript": lambda: scripted(x)}, repeats, 2)
     return {
-        "eager_images_per_s": rate(network),
-        "torchscript_images_per_s": rate(scripted),
+        "eager_images_per_s": batch / timings["eager"].median,
+        "torchscript_images_per_s": batch / timings["torchscript"].median,
         "ts_max_abs_diff": max_diff,
     }
 
@@ -97,7 +238,7 @@ def run_variant(bundle: Path, root: Path, overrides: dict[str, Any], eval_overri
     run_workflow(bundle, "evaluate", quiet=True, bundle_root=str(root), **eval_overrides)
     figures["metrics"] = read_metrics(root / "eval" / "metrics.json")
     figures.update(throughput(bundle, {"bundle_root": str(root), **eval_overrides}))
-    figures["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    figures["peak_rss_mb"] = peak_rss_mib()
     return figures
 
 
@@ -108,8 +249,12 @@ def run_variants_in_subprocesses(script: Path, variants: Sequence[str], workdir:
         print(f"--- {name}", flush=True)
         out = workdir / f"{name}.json"
         cmd = [sys.executable, str(script), "--variant", name, "--workdir", str(workdir.parent), *extra]
-        subprocess.run(cmd, check=True, cwd=ROOT)
+        run = run_measured(cmd, capture=False)
+        if run.returncode != 0:
+            raise subprocess.CalledProcessError(run.returncode, cmd)
         results[name] = json.loads(out.read_text())
+        # the child's own peak as its parent saw it (the variant's own figure stays "peak_rss_mb")
+        results[name]["subprocess_peak_rss_mb"] = run.peak_rss_mib
         print(f"--- {name}: done in {results[name]['train_seconds']:.0f} s of training", flush=True)
     return results
 

@@ -21,12 +21,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
+import sys
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from harness import Stopwatch, stopwatch  # noqa: E402
+
 BUNDLE = ROOT / "bundles" / "histology_affine_registration"
 
 
@@ -113,16 +116,16 @@ def main() -> int:
     identity = [read_landmarks(i["moving_landmarks"]) for i in items]
     rows["identity"] = {**scores(identity, items), "seconds_per_pair": 0.0}
 
-    start = time.perf_counter()
+    watch = Stopwatch()
     warped = [simpleitk_affine(i["image"], i["fixed"], args.seed)(read_landmarks(i["moving_landmarks"])) for i in items]
     rows["SimpleITK affine (Mattes MI)"] = {**scores(warped, items),
-                                            "seconds_per_pair": (time.perf_counter() - start) / len(items)}  # fmt: skip
-    start = time.perf_counter()
+                                            "seconds_per_pair": watch.seconds / len(items)}  # fmt: skip
+    watch = Stopwatch()
     angles = (0, 90, 180, 270)
     warped = [simpleitk_affine(i["image"], i["fixed"], args.seed, angles)(read_landmarks(i["moving_landmarks"]))
               for i in items]  # fmt: skip
     rows["SimpleITK, 4 start angles"] = {**scores(warped, items),
-                                         "seconds_per_pair": (time.perf_counter() - start) / len(items)}  # fmt: skip
+                                         "seconds_per_pair": watch.seconds / len(items)}  # fmt: skip
 
     # ablation: the matcher after the supervised warm-up only (no unsupervised fine-tuning)
     import torch
@@ -142,12 +145,12 @@ def main() -> int:
                                                             "seconds_per_pair")}  # fmt: skip
 
     overrides = {"bundle_root": str(root), "seed": args.seed}
-    start = time.perf_counter()
-    run_workflow(BUNDLE, "train", quiet=True, max_epochs=args.epochs, warmup_epochs=args.warmup_epochs, **overrides)
-    train_seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    run_workflow(BUNDLE, "evaluate", quiet=True, **overrides)
-    eval_seconds = time.perf_counter() - start
+    with stopwatch() as watch:
+        run_workflow(BUNDLE, "train", quiet=True, max_epochs=args.epochs, warmup_epochs=args.warmup_epochs, **overrides)
+    train_seconds = watch.seconds
+    with stopwatch() as watch:
+        run_workflow(BUNDLE, "evaluate", quiet=True, **overrides)
+    eval_seconds = watch.seconds
     report = json.loads((root / "eval" / "metrics.json").read_text())["metrics"]
     rows["bundle, warm-up + fine-tuning"] = {k: report[k] for k in ("robustness", "MMrTRE", "AMrTRE", "MArTRE",
                                                                       "AArTRE")}  # fmt: skip

@@ -21,12 +21,12 @@ import argparse
 import json
 import shutil
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import Stopwatch, stopwatch  # noqa: E402
 from histology_affine_registration import simpleitk_affine  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,9 +105,9 @@ def interleaved_seconds(run_root: Path, test: Path, seed: int, sitk_register) ->
 
         for name, call in ((("bundle", bundle), ("sitk", simpleitk)) if k % 2 == 0 else
                            (("sitk", simpleitk), ("bundle", bundle))):  # fmt: skip
-            start = time.perf_counter()
-            call()
-            (ours if name == "bundle" else theirs).append(time.perf_counter() - start)
+            with stopwatch() as watch:
+                call()
+            (ours if name == "bundle" else theirs).append(watch.seconds)
     return ours, theirs
 
 
@@ -141,21 +141,21 @@ def main() -> int:
     items = anhir_datalist(test, "evaluation", require_landmarks=True)
     rows: dict[str, dict] = {}
     rows["identity"] = summary([pair_scores(read_landmarks(i["moving_landmarks"]), i) for i in items], 0.0)
-    start = time.perf_counter()
+    watch = Stopwatch()
     warped = [simpleitk_affine(i["image"], i["fixed"], 0, (0, 90, 180, 270))(read_landmarks(i["moving_landmarks"]))
               for i in items]  # fmt: skip
     rows["SimpleITK Mattes MI, 4 start angles"] = summary(
-        [pair_scores(w, i) for w, i in zip(warped, items)], (time.perf_counter() - start) / len(items)
+        [pair_scores(w, i) for w, i in zip(warped, items)], watch.seconds / len(items)
     )
 
     per_seed: dict[str, list[dict]] = {"bundle, warm-up only": [], "bundle, warm-up + fine-tuning": []}
     train_seconds = []
     for seed in seeds:
         run = root / f"seed{seed}"
-        start = time.perf_counter()
-        run_workflow(BUNDLE, "train", quiet=True, bundle_root=str(run), dataset_dir=str(train), seed=seed,
-                     max_epochs=args.epochs, warmup_epochs=args.warmup_epochs)  # fmt: skip
-        train_seconds.append(time.perf_counter() - start)
+        with stopwatch() as watch:
+            run_workflow(BUNDLE, "train", quiet=True, bundle_root=str(run), dataset_dir=str(train), seed=seed,
+                         max_epochs=args.epochs, warmup_epochs=args.warmup_epochs)  # fmt: skip
+        train_seconds.append(watch.seconds)
         # the warm-up's own checkpoint (cache/warmup) scored as a model of its own: the ablation
         warm = root / f"seed{seed}_warmup_only"
         (warm / "models").mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import importlib
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -46,10 +45,10 @@ def run_network(workdir: Path, name: str, seed: int, epochs: int, sample: Path, 
     switches = NETWORKS[name]
     training = harness.train_and_time(BUNDLE, {"bundle_root": str(root), "dataset_dir": str(sample), "seed": seed,
                                        "max_epochs": epochs, "resume": False, **switches})  # fmt: skip
-    start = time.perf_counter()
-    run_workflow(BUNDLE, "evaluate", quiet=True, bundle_root=str(root), dataset_dir=str(heldout),
-                 datalist=HELDOUT_DATALIST, n_resamples=0, split="heldout")  # fmt: skip
-    seconds = time.perf_counter() - start
+    with harness.stopwatch() as watch:
+        run_workflow(BUNDLE, "evaluate", quiet=True, bundle_root=str(root), dataset_dir=str(heldout),
+                     datalist=HELDOUT_DATALIST, n_resamples=0, split="heldout")  # fmt: skip
+    seconds = watch.seconds
     report = read_metrics(root / "eval" / "metrics.json")
     return {**report["metrics"], "seconds_per_image": seconds / report["num_images"], **training, "seed": seed,
             "epochs": epochs, "num_images": report["num_images"], "num_clusters": report["num_clusters"]}  # fmt: skip
@@ -62,12 +61,12 @@ def run_blob_cad(heldout: Path) -> dict:
     from common.metrics import blob_cluster_cad
 
     items = [i for split in ("train", "val", "test") for i in mammography_datalist(heldout, split)]
-    images, start = [], time.perf_counter()
+    images, watch = [], harness.Stopwatch()
     for item in items:
         boxes, scores = blob_cluster_cad(read_mammogram(item["image"]))
         images.append({"pred_boxes": boxes, "pred_scores": scores, "gt_boxes": item["box"],
                        "patient": item["patient"]})  # fmt: skip
-    seconds = (time.perf_counter() - start) / len(items)
+    seconds = watch.seconds / len(items)
     report = DetectionReport(heldout, n_resamples=0, **_report_settings()).evaluate(images)
     return {**report["metrics"], "seconds_per_image": seconds}
 
@@ -111,23 +110,23 @@ def main() -> int:
         size, patients = train.get_parsed_content("sample_image_size"), train.get_parsed_content("sample_patients")
         write_calcification_sample(sample, seed=0, num_patients=patients, image_size=size, overwrite=True)
         write_calcification_sample(heldout, args.heldout_seed, num_patients=patients, image_size=size, overwrite=True)
-    start = time.perf_counter()
-    rows = {"blob_cluster_cad": [run_blob_cad(heldout)]}
-    for name in NETWORKS:
-        rows[name] = []
-        for seed in args.seeds:
-            out = workdir / f"{name}_seed{seed}.json"
-            if not args.report_only and name in args.networks:
-                print(f"--- {name}, seed {seed}", flush=True)
-                cmd = [sys.executable, __file__, "--network", name, "--seed", str(seed), "--epochs", str(epochs),
-                       "--heldout-seed", str(args.heldout_seed), "--workdir", str(args.workdir)]  # fmt: skip
-                subprocess.run(cmd, check=True, cwd=harness.ROOT)
-            if out.is_file():
-                rows[name].append(json.loads(out.read_text()))
-    rows = {name: results for name, results in rows.items() if results}
-    first = next(r[0] for n, r in rows.items() if n in NETWORKS)
-    seeds = "; ".join(f"{n} {' '.join(str(r['seed']) for r in rows[n])}" for n in NETWORKS if n in rows)
-    total = time.perf_counter() - start
+    with harness.stopwatch() as watch:
+        rows = {"blob_cluster_cad": [run_blob_cad(heldout)]}
+        for name in NETWORKS:
+            rows[name] = []
+            for seed in args.seeds:
+                out = workdir / f"{name}_seed{seed}.json"
+                if not args.report_only and name in args.networks:
+                    print(f"--- {name}, seed {seed}", flush=True)
+                    cmd = [sys.executable, __file__, "--network", name, "--seed", str(seed), "--epochs", str(epochs),
+                           "--heldout-seed", str(args.heldout_seed), "--workdir", str(args.workdir)]  # fmt: skip
+                    subprocess.run(cmd, check=True, cwd=harness.ROOT)
+                if out.is_file():
+                    rows[name].append(json.loads(out.read_text()))
+        rows = {name: results for name, results in rows.items() if results}
+        first = next(r[0] for n, r in rows.items() if n in NETWORKS)
+        seeds = "; ".join(f"{n} {' '.join(str(r['seed']) for r in rows[n])}" for n in NETWORKS if n in rows)
+    total = watch.seconds
     print(f"\ncalcification clusters, held-out sample (seed {args.heldout_seed}, {first['num_images']} images, "
           f"{first['num_clusters']} clusters); networks trained {first['epochs']} epochs on the bundle's sample, "
           f"seeds: {seeds} (mean ± std); hit = IoU >= 0.1; this run {total:.0f} s")  # fmt: skip

@@ -23,7 +23,6 @@ import argparse
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +31,8 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from harness import stopwatch  # noqa: E402
 
 from common.data import sr_tile_datalist, write_sr_tile_sample  # noqa: E402
 from common.metrics import sr_quality, upsample  # noqa: E402
@@ -69,10 +70,10 @@ def score(predict, tiles: list[torch.Tensor], scale: int) -> dict[str, float]:
     for hr in tiles:
         lr = degrade(hr)[None]
         hr = hr[:, : lr.shape[-2] * scale, : lr.shape[-1] * scale][None]
-        start = time.perf_counter()
-        with torch.no_grad():
-            sr = predict(lr, tuple(hr.shape[-2:])).clamp(0, 1)
-        seconds += time.perf_counter() - start
+        with stopwatch() as watch:
+            with torch.no_grad():
+                sr = predict(lr, tuple(hr.shape[-2:])).clamp(0, 1)
+        seconds += watch.seconds
         pixels += hr.shape[-1] * hr.shape[-2]
         quality = sr_quality(sr, hr)
         psnr.append(quality["psnr"])
@@ -116,9 +117,9 @@ def main(argv: list[str] | None = None) -> int:
                 "full_schedule_epochs": args.epochs,
                 **overrides,
             }
-            start = time.perf_counter()
-            run_workflow(BUNDLE, "train", quiet=True, max_epochs=args.epochs, **settings)
-            train_seconds = time.perf_counter() - start
+            with stopwatch() as watch:
+                run_workflow(BUNDLE, "train", quiet=True, max_epochs=args.epochs, **settings)
+            train_seconds = watch.seconds
             network = load_config(BUNDLE, "inference", bundle_root=str(root), scale=scale).get_parsed_content(
                 "network_def"
             )

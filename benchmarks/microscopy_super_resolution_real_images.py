@@ -31,7 +31,6 @@ import json
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +38,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from harness import stopwatch  # noqa: E402
 
 from common.data import SR_HELD_OUT_SOURCES, real_sr_tiles, write_sr_real_sample  # noqa: E402
 from common.metrics import gmsd, high_frequency_ratio, sr_quality, upsample  # noqa: E402
@@ -65,10 +66,10 @@ def score(predict, tiles: list[tuple[str, torch.Tensor]], scale: int) -> dict[st
     for _, hr in tiles:
         lr = degrade(hr)[None]
         hr = hr[:, : lr.shape[-2] * scale, : lr.shape[-1] * scale][None]
-        start = time.perf_counter()
-        with torch.no_grad():
-            sr = predict(lr, tuple(hr.shape[-2:])).clamp(0, 1)
-        seconds += time.perf_counter() - start
+        with stopwatch() as watch:
+            with torch.no_grad():
+                sr = predict(lr, tuple(hr.shape[-2:])).clamp(0, 1)
+        seconds += watch.seconds
         pixels += hr.shape[-1] * hr.shape[-2]
         quality = sr_quality(sr, hr)
         rows.append([quality["psnr"], quality["ssim"], float(gmsd(sr, hr)[0]), float(high_frequency_ratio(sr, hr)[0])])
@@ -88,9 +89,9 @@ def train_once(work: Path, dataset_dir: str, scale: int, seed: int, args: argpar
     if args.patch_size:
         overrides["patch_size"] = args.patch_size
         overrides["roi_patch_size"] = args.patch_size // 2
-    start = time.perf_counter()
-    run_workflow(BUNDLE, "train", quiet=True, **overrides)
-    seconds = time.perf_counter() - start
+    with stopwatch() as watch:
+        run_workflow(BUNDLE, "train", quiet=True, **overrides)
+    seconds = watch.seconds
     plan = json.loads((root / "models" / "training_plan.json").read_text())
 
     def network(path: Path) -> torch.nn.Module:

@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from harness import stopwatch  # noqa: E402
+
 BUNDLE = ROOT / "bundles" / "mitosis_detection"
 METHODS = ("source_only", "dah", "dah_soren", "dah_soren_fft", "full")
 COLUMNS = (("f1_at_threshold", "F1"), ("precision_at_threshold", "P"), ("recall_at_threshold", "R"), ("ap", "AP"),
@@ -45,11 +48,11 @@ def seconds_per_megapixel(root: Path) -> float:
     items = [dataset[k]["image"] for k in range(len(dataset))]
     with torch.no_grad():
         detector([items[0]], use_inferer=True)  # warm-up
-        start = time.perf_counter()
-        dataset = parser.get_parsed_content("dataset")  # reading and normalisation count
-        for k in range(len(dataset)):
-            detector([dataset[k]["image"]], use_inferer=True)
-        seconds = time.perf_counter() - start
+        with stopwatch() as watch:
+            dataset = parser.get_parsed_content("dataset")  # reading and normalisation count
+            for k in range(len(dataset)):
+                detector([dataset[k]["image"]], use_inferer=True)
+        seconds = watch.seconds
     megapixels = sum(int(i.shape[1]) * int(i.shape[2]) for i in items) / 1e6
     return seconds / megapixels
 
@@ -60,10 +63,10 @@ def run(method: str, seed: int, epochs: int, workdir: Path, sample: Path, srm_ro
 
     root = workdir / f"{method}_seed{seed}"
     extra = {"srm_bundle_root": srm_root} if method == "full" else {}
-    start = time.perf_counter()
-    run_workflow(BUNDLE, "train", quiet=True, bundle_root=str(root), dataset_dir=str(sample), seed=seed,
-                 max_epochs=epochs, resume=False, method=method, **extra)  # fmt: skip
-    train_seconds = time.perf_counter() - start
+    with stopwatch() as watch:
+        run_workflow(BUNDLE, "train", quiet=True, bundle_root=str(root), dataset_dir=str(sample), seed=seed,
+                     max_epochs=epochs, resume=False, method=method, **extra)  # fmt: skip
+    train_seconds = watch.seconds
     run_workflow(BUNDLE, "evaluate", quiet=True, bundle_root=str(root), dataset_dir=str(sample), n_resamples=0)
     metrics = read_metrics(root / "eval" / "metrics.json")["metrics"]
     (root / "sample_data").symlink_to(sample, target_is_directory=True)

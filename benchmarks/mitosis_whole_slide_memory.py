@@ -20,12 +20,14 @@ import resource
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from harness import stopwatch  # noqa: E402
+
 BUNDLE = ROOT / "bundles" / "mitosis_detection"
 TILE = 512
 
@@ -92,9 +94,9 @@ def main(argv: list[str] | None = None) -> int:  # noqa: D103
     rows = []
     for side in args.sides:
         slide = workdir / f"slide_{side}.tiff"
-        start = time.perf_counter()
-        write_slide(slide, side, sample)
-        written = time.perf_counter() - start
+        with stopwatch() as watch:
+            write_slide(slide, side, sample)
+        written = watch.seconds
         cmd = [sys.executable, __file__, "--measure", str(slide)]
         if args.checkpoint_root:
             cmd += ["--checkpoint-root", args.checkpoint_root]

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,9 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from harness import stopwatch  # noqa: E402
+
 BUNDLE = ROOT / "bundles" / "pathology_arbitrary_scale_super_resolution"
 SCALES = (2.0, 3.0, 4.0, 6.0, 8.0)
 DEFAULT_EPOCHS = 4  # the bundle's short schedule (short_epochs: 60 iterations of 4 patches on the 60-tile sample)
@@ -72,9 +74,9 @@ def main() -> int:
         overrides = {"bundle_root": str(root), "dataset_dir": str(sample), "variant": variant, "seed": args.seed}
         (root / "configs").mkdir(parents=True, exist_ok=True)
         (root / "configs" / "metadata.json").write_text((BUNDLE / "configs" / "metadata.json").read_text())
-        start = time.perf_counter()
-        run_workflow(BUNDLE, "train", quiet=True, max_epochs=args.epochs, **overrides)
-        train_seconds[variant] = time.perf_counter() - start
+        with stopwatch() as watch:
+            run_workflow(BUNDLE, "train", quiet=True, max_epochs=args.epochs, **overrides)
+        train_seconds[variant] = watch.seconds
         network = load_config(BUNDLE, "inference", **overrides).get_parsed_content("network_def")
         network.load_state_dict(torch.load(root / "models" / "model.pt", map_location="cpu", weights_only=True))
         network.eval()
@@ -83,9 +85,9 @@ def main() -> int:
             for scale in SCALES:
                 q = []
                 for lr, hr in degraded[scale]:
-                    start = time.perf_counter()
-                    sr = network.upsample(lr, hr.shape[-2], hr.shape[-1])
-                    seconds += time.perf_counter() - start
+                    with stopwatch() as watch:
+                        sr = network.upsample(lr, hr.shape[-2], hr.shape[-1])
+                    seconds += watch.seconds
                     pixels += hr.shape[-2] * hr.shape[-1]
                     q.append(sr_quality(sr, hr))
                 psnr, ssim = np.mean([x["psnr"] for x in q]), np.mean([x["ssim"] for x in q])

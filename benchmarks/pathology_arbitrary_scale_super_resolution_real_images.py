@@ -24,7 +24,6 @@ import argparse
 import json
 import shlex
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +31,9 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from harness import Stopwatch, stopwatch  # noqa: E402
+
 BUNDLE = ROOT / "bundles" / "pathology_arbitrary_scale_super_resolution"
 SCALES = (2.0, 2.5, 3.0, 3.5, 4.0)
 
@@ -56,11 +58,11 @@ def train(variant: str, seed: int, epochs: int | None, workdir: Path, sample: Pa
         overrides["max_epochs"] = epochs
     timing = root / "train_seconds.json"  # {epochs: seconds} of the run that trained them
     recorded = json.loads(timing.read_text()) if timing.is_file() else {}
-    start = time.perf_counter()
+    watch = Stopwatch()
     run_workflow(BUNDLE, "train", quiet=True, **overrides)  # a finished run with these epochs does nothing
     key = str(overrides.get("max_epochs", "default"))
     if key not in recorded:
-        recorded[key] = time.perf_counter() - start
+        recorded[key] = watch.seconds
         timing.write_text(json.dumps(recorded))
     return root, recorded[key]
 
@@ -81,9 +83,9 @@ def score(root: Path, variant: str, tiles, scales, blur_sigma: float) -> tuple[d
             degrade = ArbitraryScaleDegrade(scale, blur_sigma)
             for i, (_, tile) in enumerate(tiles):
                 lr, hr = degrade(tile)[None], degrade.hr_crop(tile)[None]
-                start = time.perf_counter()
-                sr = network.upsample(lr, hr.shape[-2], hr.shape[-1]).clamp(0, 1)
-                seconds += time.perf_counter() - start
+                with stopwatch() as watch:
+                    sr = network.upsample(lr, hr.shape[-2], hr.shape[-1]).clamp(0, 1)
+                seconds += watch.seconds
                 pixels += hr.shape[-2] * hr.shape[-1]
                 out[scale, i] = sr_quality(sr, hr)
     return out, seconds / (pixels / 1e6)

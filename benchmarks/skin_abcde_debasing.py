@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import ROOT, common_arguments  # noqa: E402
+from harness import ROOT, common_arguments, stopwatch  # noqa: E402
 
 BUNDLE = ROOT / "bundles" / "skin_lesion_classification"
 VARIANTS = ("original", "asymmetry", "borders", "grayscale", "mask", "diameter")
@@ -43,17 +42,17 @@ def main() -> int:
     baselines: dict[str, float] = {}
     for variant in args.variants.split(","):
         results[variant] = []
-        start = time.perf_counter()
-        for r in range(args.runs):
-            root = base / f"{variant}_run{r}"
-            common = {"bundle_root": str(root), "dataset_dir": data, "debias": variant}
-            epochs = {"max_epochs": args.epochs} if args.epochs else {"max_epochs": "$@short_epochs"}
-            run_workflow(BUNDLE, "train", quiet=True, seed=args.seed + r, **epochs, **common)
-            run_workflow(BUNDLE, "evaluate", quiet=True, **common)
-            metrics = json.loads((root / "eval" / "metrics.json").read_text())["metrics"]
-            results[variant].append({k: v for k, v in metrics.items() if v is not None})
-            baselines = {k: v for k, v in metrics.items() if k.startswith("baseline_")} or baselines
-        seconds[variant] = time.perf_counter() - start
+        with stopwatch() as watch:
+            for r in range(args.runs):
+                root = base / f"{variant}_run{r}"
+                common = {"bundle_root": str(root), "dataset_dir": data, "debias": variant}
+                epochs = {"max_epochs": args.epochs} if args.epochs else {"max_epochs": "$@short_epochs"}
+                run_workflow(BUNDLE, "train", quiet=True, seed=args.seed + r, **epochs, **common)
+                run_workflow(BUNDLE, "evaluate", quiet=True, **common)
+                metrics = json.loads((root / "eval" / "metrics.json").read_text())["metrics"]
+                results[variant].append({k: v for k, v in metrics.items() if v is not None})
+                baselines = {k: v for k, v in metrics.items() if k.startswith("baseline_")} or baselines
+        seconds[variant] = watch.seconds
     print(f"\nskin_lesion_classification sample (ISIC layout), test split; melanoma = MEL probability of the 9-class "
           f"softmax; {args.epochs or 'short_epochs'} epochs, {args.runs} runs per variant (seeds "
           f"{args.seed}..{args.seed + args.runs - 1}); mean +- sd")  # fmt: skip

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import ROOT, common_arguments  # noqa: E402
+from harness import ROOT, common_arguments, stopwatch  # noqa: E402
 
 BUNDLE = ROOT / "bundles" / "skin_lesion_classification"
 REGIMES = ("none", "geometric", "wgan", "cae")
@@ -58,22 +57,22 @@ def main() -> int:
     seconds: dict[str, float] = {}
     for regime in args.regimes.split(","):
         results[regime], fids[regime] = [], []
-        start = time.perf_counter()
-        for split_seed in range(args.iterations):
-            root = base / f"{regime}_split{split_seed}"
-            common = {"bundle_root": str(root), "dataset_dir": data, "split_seed": split_seed, "arch": args.arch}
-            epochs = {"max_epochs": args.epochs} if args.epochs else {"max_epochs": "$@short_epochs"}
-            train = {"augmentation": regime, "generated_per_class": args.per_class, "seed": args.seed, **epochs}
-            run_workflow(BUNDLE, "cutaneous_train", quiet=True, **train, **common)
-            run_workflow(BUNDLE, "cutaneous_evaluate", quiet=True, **common)
-            metrics = json.loads((root / "eval" / "cutaneous" / "metrics.json").read_text())["metrics"]
-            results[regime].append({k: v for k, v in metrics.items() if v is not None})
-            parser_ = load_config(BUNDLE, "cutaneous_train", **train, **common)
-            augmented = parser_.get_parsed_content("augmented_datalist")  # re-used from its manifest, not retrained
-            fid = added_images_fid(augmented, args.inception_weights)
-            if fid is not None:
-                fids[regime].append(fid)
-        seconds[regime] = time.perf_counter() - start
+        with stopwatch() as watch:
+            for split_seed in range(args.iterations):
+                root = base / f"{regime}_split{split_seed}"
+                common = {"bundle_root": str(root), "dataset_dir": data, "split_seed": split_seed, "arch": args.arch}
+                epochs = {"max_epochs": args.epochs} if args.epochs else {"max_epochs": "$@short_epochs"}
+                train = {"augmentation": regime, "generated_per_class": args.per_class, "seed": args.seed, **epochs}
+                run_workflow(BUNDLE, "cutaneous_train", quiet=True, **train, **common)
+                run_workflow(BUNDLE, "cutaneous_evaluate", quiet=True, **common)
+                metrics = json.loads((root / "eval" / "cutaneous" / "metrics.json").read_text())["metrics"]
+                results[regime].append({k: v for k, v in metrics.items() if v is not None})
+                parser_ = load_config(BUNDLE, "cutaneous_train", **train, **common)
+                augmented = parser_.get_parsed_content("augmented_datalist")  # re-used from its manifest, not retrained
+                fid = added_images_fid(augmented, args.inception_weights)
+                if fid is not None:
+                    fids[regime].append(fid)
+        seconds[regime] = watch.seconds
     print(f"\nskin_lesion_classification cutaneous sample (4 classes, 30 train / 5 val / 15 test per class), "
           f"{args.arch}, "
           f"{args.epochs or 'short_epochs'} max epochs, early stopping; {args.iterations} random splits; mean +- sd; "

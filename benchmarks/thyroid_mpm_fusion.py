@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import ROOT, common_arguments  # noqa: E402
+from harness import ROOT, common_arguments, stopwatch  # noqa: E402
 
 BUNDLE = ROOT / "bundles" / "thyroid_mpm_fusion_classification"
 VARIANTS = ("fusion", "BSHG", "FSHG", "TPEF", "stack")
@@ -119,17 +118,17 @@ def main() -> int:
     seconds: dict[str, float] = {}
     for variant in args.variants.split(","):
         results[variant] = []
-        start = time.perf_counter()
-        for r in range(args.runs):
-            root = base / f"{variant}_run{r}"
-            common = {"bundle_root": str(root), "dataset_dir": data, "input_mode": variant}
-            run_workflow(BUNDLE, "train", quiet=True, max_epochs=epochs, seed=args.seed + r, **common)
-            run_workflow(BUNDLE, "evaluate", quiet=True, split="val", output_dir=str(root / "eval_val"), **common)
-            run_workflow(BUNDLE, "evaluate", quiet=True, split="test", **common)
-            test = json.loads((root / "eval" / "metrics.json").read_text())["metrics"]
-            val = json.loads((root / "eval_val" / "metrics.json").read_text())["metrics"]
-            results[variant].append({**{k: v for k, v in test.items() if v is not None}, "val_auroc": val["auroc"]})
-        seconds[variant] = time.perf_counter() - start
+        with stopwatch() as watch:
+            for r in range(args.runs):
+                root = base / f"{variant}_run{r}"
+                common = {"bundle_root": str(root), "dataset_dir": data, "input_mode": variant}
+                run_workflow(BUNDLE, "train", quiet=True, max_epochs=epochs, seed=args.seed + r, **common)
+                run_workflow(BUNDLE, "evaluate", quiet=True, split="val", output_dir=str(root / "eval_val"), **common)
+                run_workflow(BUNDLE, "evaluate", quiet=True, split="test", **common)
+                test = json.loads((root / "eval" / "metrics.json").read_text())["metrics"]
+                val = json.loads((root / "eval_val" / "metrics.json").read_text())["metrics"]
+                results[variant].append({**{k: v for k, v in test.items() if v is not None}, "val_auroc": val["auroc"]})
+        seconds[variant] = watch.seconds
     best_k = max(1, args.runs // 2)
     print(f"\nthyroid_mpm_fusion_classification sample, test sections; {epochs} classifier epochs, {args.runs} runs "
           f"per variant (seeds {args.seed}..{args.seed + args.runs - 1}); mean +- sd")  # fmt: skip

@@ -1,7 +1,10 @@
 """What exporting a bundle's network needs: its example input, its export options, ONNX export, output flattening.
 
 Shared by the conformance and deployment tests and by ``benchmarks/speed.py``, so that all three export and compare
-a network the same way.
+a network the same way. As a command, exports a bundle's checkpoint to ONNX and checks it with onnxruntime:
+
+    python -m common.deployment bundles/<name> --ckpt_file bundles/<name>/models/model.pt \
+        --filepath bundles/<name>/models/model.onnx [--bundle_root DIR]
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from .workflows import load_config
 __all__ = [
     "eager_outputs",
     "example_input",
+    "export_bundle_onnx",
     "export_onnx",
     "export_options",
     "flat_tensors",
@@ -150,3 +154,66 @@ def eager_outputs(network: torch.nn.Module, example: torch.Tensor) -> list[torch
     """The eager network's outputs flattened as the ONNX exporter flattens them (to compare with onnx_outputs)."""
     with torch.no_grad():
         return _in_output_order(network(example))
+
+
+def export_bundle_onnx(
+    bundle: str | Path, filepath: str | Path, ckpt_file: str | Path | None = None, atol: float = 1e-4, **overrides: Any
+) -> float:
+    """Export a bundle's ``network_def`` to ONNX and check it against the eager network with onnxruntime.
+
+    The network is traced on :func:`example_input` (batch 1, dynamic batch axis) and checked on a batch of 2, so
+    both the exported graph and its batch axis are verified before the file is kept.
+
+    Args:
+        bundle: the bundle folder.
+        filepath: the ``.onnx`` file to write.
+        ckpt_file: weights (a ``model.pt`` state dict); ``None`` keeps the initialisation (tests, benchmarks).
+        atol: the largest absolute difference from the eager output that is accepted.
+        **overrides: config overrides of ``inference.yaml`` (``bundle_root`` of a trained run).
+
+    Returns:
+        The largest absolute difference between the onnxruntime and eager outputs.
+
+    Raises:
+        RuntimeError: the export failed, or the ONNX outputs differ from the eager ones (the file is removed).
+    """
+    network = load_config(bundle, "inference", **overrides).get_parsed_content("network_def")
+    if ckpt_file is not None:
+        network.load_state_dict(torch.load(ckpt_file, map_location="cpu", weights_only=True))
+    network.eval()
+    filepath = Path(filepath)
+    export_onnx(network, example_input(bundle, batch=1), filepath)
+    check = example_input(bundle, batch=2)
+    eager, deployed = eager_outputs(network, check), onnx_outputs(onnx_session(filepath), check)
+    if [t.shape for t in eager] != [t.shape for t in deployed]:
+        filepath.unlink()
+        raise RuntimeError(f"{filepath}: ONNX output shapes {[tuple(t.shape) for t in deployed]} differ from the eager "
+                           f"network's {[tuple(t.shape) for t in eager]}")  # fmt: skip
+    difference = max(float((a - b).abs().max()) for a, b in zip(eager, deployed))
+    if difference > atol:
+        filepath.unlink()
+        raise RuntimeError(f"{filepath}: ONNX output differs from the eager network by {difference:.2e} > {atol}")
+    return difference
+
+
+def main(argv: list[str] | None = None) -> int:  # noqa: D103
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Export a bundle's network to ONNX, checked with onnxruntime.")
+    parser.add_argument("bundle", type=Path, help="the bundle folder, e.g. bundles/synovial_ultrasound_segmentation")
+    parser.add_argument("--filepath", type=Path, required=True, help="the .onnx file to write")
+    parser.add_argument("--ckpt_file", type=Path, help="the trained weights (models/model.pt)")
+    parser.add_argument("--bundle_root", help="the trained run's bundle root (its recorded variant switches)")
+    args = parser.parse_args(argv)
+    if not (args.bundle / "configs" / "inference.yaml").is_file():
+        parser.error(f"{args.bundle} is not a bundle folder (no configs/inference.yaml)")
+    if args.ckpt_file is not None and not args.ckpt_file.is_file():
+        parser.error(f"checkpoint {args.ckpt_file} does not exist")
+    overrides = {"bundle_root": args.bundle_root} if args.bundle_root else {}
+    difference = export_bundle_onnx(args.bundle, args.filepath, args.ckpt_file, **overrides)
+    print(f"wrote {args.filepath}; onnxruntime matches the eager network within {difference:.1e}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

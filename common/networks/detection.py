@@ -214,6 +214,11 @@ def _run_swin_stage(stage: nn.Module, x: Tensor) -> Tensor:
     window_size, shift_size = get_window_size((h, w), stage.window_size, stage.shift_size)
     padded = [-(-h // window_size[0]) * window_size[0], -(-w // window_size[1]) * window_size[1]]
     attn_mask = compute_mask(padded, window_size, shift_size, x.device)
+    if not torch.jit.is_scripting():
+        if torch.onnx.is_in_onnx_export():
+            # the mask depends on the (fixed) input size only: stored as a constant, because the exporter writes
+            # compute_mask's in-place slice assignments into a graph that computes another mask
+            attn_mask = torch.from_numpy(attn_mask.detach().cpu().numpy()).to(x.device)
     for block in stage.blocks:
         x = block(x, attn_mask)
     return x

@@ -130,8 +130,13 @@ class _UpBottleneck(nn.Module):
         self.act = nn.PReLU(out_channels)
 
     def forward(self, x: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
-        size = [indices.shape[-2] * 2, indices.shape[-1] * 2]
-        shortcut = F.max_unpool2d(self.shortcut(x), indices, kernel_size=2, stride=2, output_size=size)
+        # 2x2 stride-2 max-unpooling as a scatter of each value to its recorded position in a zero map twice the
+        # size: what F.max_unpool2d computes, but in operators the ONNX exporter can trace (max_unpool2d checks its
+        # output size with shape arithmetic the tracer turns into tensors)
+        y = self.shortcut(x)
+        b, c, h, w = indices.shape
+        flat = y.new_zeros(b, c, 4 * h * w).scatter(2, indices.reshape(b, c, h * w), y.reshape(b, c, h * w))
+        shortcut = flat.reshape(b, c, 2 * h, 2 * w)
         return self.act(shortcut + self.branch(x))
 
 

@@ -12,6 +12,9 @@ Pieces (paper §2.3; details the paper leaves open follow the authors' public co
   complex tensors, or low-rank Tucker tensors (``factorization="tucker"``, ``rank`` = fraction of the dense
   parameter count, 0.42 in the authors' code). Complex weights are stored as real ``(..., 2)`` tensors so the module
   scripts with TorchScript (``torch.fft.rfftn`` / ``irfftn`` script; complex parameters are avoided).
+  ONNX has no FFT the exporter can emit and no complex tensors: while ``torch.onnx.export`` traces them,
+  :class:`SpectralConv` and :class:`FourierUnit` compute the same transforms as real matrix products with DFT
+  bases (only the kept modes for :class:`SpectralConv`), equal to the FFT path within float32 rounding.
 - :class:`FourierLayer`: ``u + act(K u + W u)`` with the extra residual FNOReg adds after the activation;
   ``residual=False`` gives the standard FNO layer.
 - :class:`FourierUnit`, :class:`SpectralTransform`, :class:`SpectralTransformBlock`: the Fast-Fourier-Convolution
@@ -56,6 +59,96 @@ def _conv(spatial_dims: int, in_channels: int, out_channels: int, bias: bool = T
 
 def _batch_norm(spatial_dims: int, channels: int) -> nn.Module:
     return Norm[Norm.BATCH, spatial_dims](channels)
+
+
+def _to_last(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """``x.movedim(dim, -1)`` with non-negative axes (the exporter writes negative ones into an invalid Transpose)."""
+    return x.movedim(dim, x.dim() - 1)
+
+
+def _from_last(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """``x.movedim(-1, dim)`` with non-negative axes."""
+    return x.movedim(x.dim() - 1, dim)
+
+
+def _dft_basis(n: int, freqs: Sequence[int], like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``cos`` and ``sin`` of ``2 pi t k / n``, rows ``t`` in ``range(n)``, columns ``k`` in ``freqs``.
+
+    Built in float64 with numpy so that the exporter stores them as constants (no traced ops) and their rounding
+    stays below float32's.
+    """
+    import numpy as np
+
+    angle = 2 * np.pi * np.outer(np.arange(n), np.asarray(list(freqs), dtype=np.float64)) / n
+    cos, sin = (torch.from_numpy(v).to(dtype=like.dtype, device=like.device) for v in (np.cos(angle), np.sin(angle)))
+    return cos, sin
+
+
+def _scale(norm: str, count: int, inverse: bool) -> float:
+    """The ``torch.fft`` normalisation factor of a transform over ``count`` points."""
+    if norm == "ortho":
+        return 1.0 / math.sqrt(count)
+    if norm not in ("backward", "forward"):
+        raise ValueError(f"fft norm must be 'backward', 'ortho' or 'forward', got {norm!r}")
+    return 1.0 / count if (norm == "backward") == inverse else 1.0
+
+
+def _real_rfftn(
+    x: torch.Tensor, dims: Sequence[int], freqs: Sequence[Sequence[int]], norm: str = "backward"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``torch.fft.rfftn(x, dim=dims, norm=norm)`` at the frequencies ``freqs``, as (real, imaginary) parts.
+
+    Real arithmetic only (matrix products with DFT bases), so ONNX can express it; cost ``O(n * len(freqs))``
+    per axis, which is small when few modes are kept.
+
+    Args:
+        x: a real tensor.
+        dims: the transformed axes (negative), the last one real-to-complex.
+        freqs: per axis of ``dims``, the frequency indices to compute (``range(n // 2 + 1)`` on the last axis
+            and ``range(n)`` on the others give the whole ``rfftn``).
+        norm: ``torch.fft`` normalisation.
+    """
+    dims = [d % x.dim() for d in dims]  # non-negative: the exporter writes negative movedim axes into Transpose
+    sizes = [int(x.shape[d]) for d in dims]
+    cos, sin = _dft_basis(sizes[-1], freqs[-1], x)
+    last = _to_last(x, dims[-1])
+    real, imag = _from_last(last @ cos, dims[-1]), _from_last(-(last @ sin), dims[-1])
+    for d, n, f in zip(dims[:-1], sizes[:-1], freqs[:-1]):
+        cos, sin = _dft_basis(n, f, x)
+        re, im = _to_last(real, d), _to_last(imag, d)
+        # (re + i im) (cos - i sin)
+        real, imag = _from_last(re @ cos + im @ sin, d), _from_last(im @ cos - re @ sin, d)
+    factor = _scale(norm, math.prod(sizes), inverse=False)
+    return (real * factor, imag * factor) if factor != 1.0 else (real, imag)
+
+
+def _real_irfftn(
+    real: torch.Tensor,
+    imag: torch.Tensor,
+    sizes: Sequence[int],
+    dims: Sequence[int],
+    freqs: Sequence[Sequence[int]],
+    norm: str = "backward",
+) -> torch.Tensor:
+    """``torch.fft.irfftn(spectrum, s=sizes, dim=dims, norm=norm)`` of a spectrum that is zero off ``freqs``.
+
+    The inverse of :func:`_real_rfftn`: ``real`` / ``imag`` hold the spectrum at the frequency indices ``freqs``
+    only (every other coefficient is zero). The last axis is complex-to-real: its DC and Nyquist coefficients count
+    once and their imaginary parts are ignored, the others twice (Hermitian symmetry), as ``irfftn`` does.
+    """
+    dims = [d % real.dim() for d in dims]
+    for d, n, f in zip(dims[:-1], sizes[:-1], freqs[:-1]):
+        cos, sin = _dft_basis(n, f, real)
+        re, im = _to_last(real, d), _to_last(imag, d)
+        # (re + i im) (cos + i sin), summed over the frequencies
+        real, imag = _from_last(re @ cos.T - im @ sin.T, d), _from_last(re @ sin.T + im @ cos.T, d)
+    n = int(sizes[-1])
+    cos, sin = _dft_basis(n, freqs[-1], real)
+    weight = torch.tensor([1.0 if k == 0 or 2 * k == n else 2.0 for k in freqs[-1]], dtype=real.dtype)
+    re, im = _to_last(real, dims[-1]), _to_last(imag, dims[-1])
+    out = _from_last(re @ (cos * weight).T - im @ (sin * weight).T, dims[-1])
+    factor = _scale(norm, math.prod(int(v) for v in sizes), inverse=True)
+    return out * factor if factor != 1.0 else out
 
 
 def tucker_ranks(shape: Sequence[int], rank: float) -> list[int]:
@@ -175,8 +268,69 @@ class SpectralConv(nn.Module):
             w = torch.movedim(torch.matmul(w, u_t), -1, axis + 1)
         return w
 
+    def _real_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`_weights` as (real, imaginary) parts, in real arithmetic (for ONNX export)."""
+        if not self.tucker:
+            return self.weight[..., 0], self.weight[..., 1]
+        wr, wi = self.core[..., 0], self.core[..., 1]
+        for axis, factor in enumerate(self.factors):
+            ur, ui = factor.weight[..., 0], factor.weight[..., 1]
+            wr, wi = _to_last(wr, axis + 1), _to_last(wi, axis + 1)
+            shape = [ur.shape[0]] + [1] * (wr.dim() - 3) + [ur.shape[2], ur.shape[1]]
+            ur_t, ui_t = ur.transpose(-1, -2).reshape(shape), ui.transpose(-1, -2).reshape(shape)
+            wr, wi = torch.matmul(wr, ur_t) - torch.matmul(wi, ui_t), torch.matmul(wr, ui_t) + torch.matmul(wi, ur_t)
+            wr, wi = _from_last(wr, axis + 1), _from_last(wi, axis + 1)
+        return wr, wi
+
+    def _kept_modes(self, sizes: list[int]) -> list[int]:
+        """Modes that fit an input of spatial ``sizes``: half the axis on two-sided axes, the real-FFT length last."""
+        kept: list[int] = []
+        for k in range(self.spatial_dims):
+            available = sizes[k] // 2 + 1 if k == self.spatial_dims - 1 else sizes[k] // 2
+            kept.append(min(self.half_modes[k], max(1, available)))
+        return kept
+
+    def _forward_real(self, x: torch.Tensor) -> torch.Tensor:
+        """The forward pass with DFT matrix products instead of FFTs, computing the kept modes only (ONNX export)."""
+        sizes = [int(v) for v in x.shape[-self.spatial_dims :]]
+        kept = self._kept_modes(sizes)
+        # per two-sided axis the positive block [0, m) then the negative block [n - m, n); the last axis [0, m)
+        freqs = [list(range(m)) + list(range(n - m, n)) for n, m in zip(sizes[:-1], kept[:-1])] + [range(kept[-1])]
+        xr, xi = _real_rfftn(x.float(), self.fft_dims, freqs, self.fft_norm)
+        wr, wi = self._real_weights()
+
+        def corner_product(c: int, corner: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+            x_r, x_i, w_r, w_i = xr, xi, wr[c], wi[c]
+            for k in range(self.spatial_dims):
+                m = kept[k]
+                negative = k < self.spatial_dims - 1 and corner[k] == 1
+                start, w_start = (m, self.half_modes[k] - m) if negative else (0, 0)
+                x_r, x_i = x_r.narrow(2 + k, start, m), x_i.narrow(2 + k, start, m)
+                w_r, w_i = w_r.narrow(2 + k, w_start, m), w_i.narrow(2 + k, w_start, m)
+            eq = self.equation
+            real = torch.einsum(eq, x_r, w_r) - torch.einsum(eq, x_i, w_i)
+            imag = torch.einsum(eq, x_r, w_i) + torch.einsum(eq, x_i, w_r)
+            return real, imag
+
+        def assemble(k: int, bits: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+            # the corners side by side in the order of ``freqs``: bit 0 (positive) before bit 1 on axis k
+            if k == self.spatial_dims - 1:
+                return corner_product(self.corners.index(bits), bits)
+            parts = [assemble(k + 1, [*bits, bit]) for bit in (0, 1)]
+            return torch.cat([p[0] for p in parts], dim=2 + k), torch.cat([p[1] for p in parts], dim=2 + k)
+
+        real, imag = assemble(0, [])
+        out = _real_irfftn(real, imag, sizes, self.fft_dims, freqs, self.fft_norm)
+        if self.bias is not None:
+            out = out + self.bias
+        return out.to(x.dtype)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the layer to ``x`` of shape ``(batch, in_channels, *spatial)``."""
+        # the real path is left out of TorchScript (a static ``is_scripting`` branch is not compiled)
+        if not torch.jit.is_scripting():
+            if torch.onnx.is_in_onnx_export():
+                return self._forward_real(x)
         sizes = x.shape[-self.spatial_dims :]
         x_ft = torch.fft.rfftn(x.float(), dim=self.fft_dims, norm=self.fft_norm)
         out_shape = [x.shape[0], self.out_channels] + list(x_ft.shape[2:])
@@ -263,7 +417,21 @@ class FourierUnit(nn.Module):
             _conv(spatial_dims, 2 * channels, 2 * channels), _batch_norm(spatial_dims, 2 * channels), nn.ReLU()
         )
 
+    def _forward_real(self, x: torch.Tensor) -> torch.Tensor:
+        """The forward pass with DFT matrix products instead of FFTs (ONNX export)."""
+        sizes = [int(x.shape[d]) for d in self.fft_dims]
+        freqs = [range(n) for n in sizes[:-1]] + [range(sizes[-1] // 2 + 1)]
+        real, imag = _real_rfftn(x.float(), self.fft_dims, freqs, self.fft_norm)
+        b, c, freq_shape = real.shape[0], real.shape[1], list(real.shape[2:])
+        stacked = self.conv(torch.stack([real, imag], dim=2).reshape([b, 2 * c] + freq_shape))
+        stacked = stacked.reshape([b, c, 2] + freq_shape)
+        return _real_irfftn(stacked[:, :, 0], stacked[:, :, 1], sizes, self.fft_dims, freqs, self.fft_norm).to(x.dtype)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        # the real path is left out of TorchScript (a static ``is_scripting`` branch is not compiled)
+        if not torch.jit.is_scripting():
+            if torch.onnx.is_in_onnx_export():
+                return self._forward_real(x)
         sizes = [x.shape[d] for d in self.fft_dims]
         spec = torch.fft.rfftn(x.float(), dim=self.fft_dims, norm=self.fft_norm)
         b, c = spec.shape[0], spec.shape[1]

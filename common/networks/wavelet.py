@@ -146,13 +146,16 @@ class IEWADWTDown(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Down-sample ``x`` ``(B, C, H, W)`` by 2 (see the class docstring for the output shape)."""
         _check_even_4d(x, "IEWADWTDown")
-        channels = x.shape[1]
-        weight = self.kernels.to(dtype=x.dtype, device=x.device).repeat(channels, 1, 1, 1)  # (C*K, 1, 2, 2)
-        out = F.conv2d(x, weight, stride=2, groups=channels)  # channel-major: index c*K + k
+        b, channels, h, w = x.shape
+        kernels = self.kernels.to(dtype=x.dtype, device=x.device)  # (K, 1, 2, 2)
+        # each channel as an image of its own through the same K kernels: the same result as a depthwise conv with
+        # the kernels repeated per channel, but with a weight whose shape does not depend on the input (ONNX
+        # cannot export a convolution whose kernel shape is computed from the input)
+        out = F.conv2d(x.reshape(-1, 1, h, w), kernels, stride=2)  # (B*C, K, H/2, W/2)
+        out = out.reshape(b, channels, self.num_kernels, h // 2, w // 2)
         if self.num_kernels > 1:
-            b, _, h, w = out.shape
-            out = out.reshape(b, channels, self.num_kernels, h, w).transpose(1, 2).reshape(b, -1, h, w)
-        return out
+            out = out.transpose(1, 2)  # band-major
+        return out.reshape(b, channels * self.num_kernels, h // 2, w // 2)
 
     def extra_repr(self) -> str:  # noqa: D102
         return f"bands={tuple(self.bands)}, reduce={self.reduce!r}"

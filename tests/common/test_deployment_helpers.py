@@ -10,12 +10,15 @@ import torch
 from common.deployment import (
     eager_outputs,
     example_input,
+    export_bundle_onnx,
     export_onnx,
     export_options,
     flat_tensors,
+    main,
     onnx_outputs,
     onnx_session,
 )
+from common.workflows import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -67,3 +70,23 @@ def test_onnx_export_failure_names_the_network_and_leaves_no_file(tmp_path: Path
     with pytest.raises(RuntimeError, match="ONNX export of _Unexportable failed"):
         export_onnx(_Unexportable(), torch.rand(1, 1, 4, 4), tmp_path / "bad.onnx")
     assert not list(tmp_path.iterdir())
+
+
+def test_export_bundle_onnx_loads_the_checkpoint_and_checks_parity(tmp_path: Path, capsys):
+    bundle = ROOT / "bundles" / "synovial_ultrasound_segmentation"
+    torch.manual_seed(1)
+    trained = load_config(bundle, "inference").get_parsed_content("network_def").eval()
+    torch.save(trained.state_dict(), tmp_path / "model.pt")
+    # through the command line, as the README shows it
+    assert main([str(bundle), "--ckpt_file", str(tmp_path / "model.pt"), "--filepath", str(tmp_path / "m.onnx")]) == 0
+    assert "onnxruntime matches the eager network within" in capsys.readouterr().out
+    x = example_input(bundle, batch=3)
+    (deployed,) = onnx_outputs(onnx_session(tmp_path / "m.onnx", threads=1), x)
+    (eager,) = eager_outputs(trained, x)  # the checkpoint's weights, not a fresh initialisation
+    assert torch.allclose(deployed, eager, atol=1e-4)
+    with pytest.raises(RuntimeError, match=r"differs from the eager network by .* > 0.0"):
+        export_bundle_onnx(bundle, tmp_path / "strict.onnx", tmp_path / "model.pt", atol=0.0)
+    assert not (tmp_path / "strict.onnx").exists()
+    with pytest.raises(SystemExit):
+        main([str(tmp_path), "--filepath", str(tmp_path / "x.onnx")])  # not a bundle folder
+    assert "is not a bundle folder" in capsys.readouterr().err

@@ -65,3 +65,24 @@ def test_errors():
         ENet(out_channels=0)
     with pytest.raises(ValueError, match="dropout"):
         ENet(dropout=1.0)
+
+
+def test_up_bottleneck_unpools_as_max_unpool2d_and_enet_exports_to_onnx(tmp_path):
+    import torch.nn.functional as F
+
+    from common.deployment import export_onnx, onnx_outputs, onnx_session
+    from common.networks.enet import _UpBottleneck
+
+    torch.manual_seed(0)
+    up = _UpBottleneck(16, 8, dropout=0.0).eval()
+    _, indices = F.max_pool2d_with_indices(torch.randn(2, 8, 12, 10), kernel_size=2, stride=2)
+    x = torch.randn(2, 16, 6, 5)
+    with torch.no_grad():
+        expected = up.act(F.max_unpool2d(up.shortcut(x), indices, kernel_size=2, stride=2) + up.branch(x))
+        torch.testing.assert_close(up(x, indices), expected, atol=0.0, rtol=0.0)
+    net = ENet(1, 4).eval()
+    export_onnx(net, torch.rand(1, 1, 64, 64), tmp_path / "enet.onnx")
+    x = torch.rand(2, 1, 64, 64)
+    (deployed,) = onnx_outputs(onnx_session(tmp_path / "enet.onnx", threads=1), x)
+    with torch.no_grad():
+        torch.testing.assert_close(deployed, net(x), atol=1e-4, rtol=1e-4)

@@ -83,3 +83,22 @@ def test_scripting():
         torch.testing.assert_close(got, expected, atol=0.0, rtol=0.0)
     with pytest.raises(Exception, match="divisible by 2"):
         torch.jit.script(IEWADWTDown())(torch.zeros(1, 1, 3, 4))
+
+
+@pytest.mark.parametrize("reduce", ["sum", "concat"])
+def test_fixed_kernel_convolution_equals_the_depthwise_one_and_exports_to_onnx(reduce: str, tmp_path):
+    import torch.nn.functional as F
+
+    from common.deployment import export_onnx, onnx_outputs, onnx_session
+
+    torch.manual_seed(0)
+    module = IEWADWTDown(reduce=reduce)
+    x = torch.randn(2, 5, 8, 6)
+    # the former implementation: the kernels repeated per channel, one depthwise convolution, channel-major output
+    depthwise = F.conv2d(x, module.kernels.repeat(5, 1, 1, 1), stride=2, groups=5)
+    if module.num_kernels > 1:
+        depthwise = depthwise.reshape(2, 5, module.num_kernels, 4, 3).transpose(1, 2).reshape(2, -1, 4, 3)
+    torch.testing.assert_close(module(x), depthwise, atol=1e-6, rtol=1e-6)
+    export_onnx(module, torch.randn(1, 5, 8, 6), tmp_path / "dwt.onnx")  # a kernel shape ONNX knows
+    (deployed,) = onnx_outputs(onnx_session(tmp_path / "dwt.onnx", threads=1), x)  # batch 2: dynamic batch axis
+    torch.testing.assert_close(deployed, module(x), atol=1e-5, rtol=1e-5)
