@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -10,10 +9,10 @@ import numpy as np
 import torch
 from monai.config import KeysCollection
 from monai.data import MetaTensor
-from monai.transforms import MapTransform
 
 from ..data.chest_xray import read_chest_xray
 from ..data.errors import ImageFileError
+from .file_loading import LoadPathsd
 
 __all__ = ["LoadChestXrayd", "load_chest_xray"]
 
@@ -51,23 +50,15 @@ def load_chest_xray(path: str | Path) -> MetaTensor:
     return MetaTensor(torch.from_numpy(np.ascontiguousarray(array.T))[None], meta=meta)
 
 
-class LoadChestXrayd(MapTransform):
-    """Replace each key's file path with :func:`load_chest_xray`'s ``(1, W, H)`` MetaTensor.
-
-    Not a ``LoadImaged``: MONAI Label swaps every ``LoadImaged`` of a bundle's preprocessing for its own loader,
-    which would skip the DICOM VOI LUT and the MONOCHROME1 inversion.
+class LoadChestXrayd(LoadPathsd):
+    """Replace each key's file path with :func:`load_chest_xray`'s ``(1, W, H)`` MetaTensor (see :class:`LoadPathsd`).
 
     Args:
         keys: keys holding file paths.
+        allow_missing_keys: skip absent keys.
     """
 
-    def __init__(self, keys: KeysCollection) -> None:
-        super().__init__(keys)
+    loader = staticmethod(load_chest_xray)
 
-    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
-        """Load every key's file (tensors are passed through)."""
-        d = dict(data)
-        for key in self.key_iterator(d):
-            if isinstance(d[key], (str, Path)):
-                d[key] = load_chest_xray(d[key])
-        return d
+    def __init__(self, keys: KeysCollection, allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys=allow_missing_keys)

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from monai.config import KeysCollection
 from monai.data import MetaTensor
-from monai.transforms import MapTransform, Transform
+from monai.transforms import Transform
 
 from ..data.colon_ct import read_ct_volume
+from .file_loading import LoadPathsd
 
 __all__ = ["LoadCTVolume", "LoadCTVolumed"]
 
@@ -39,17 +38,13 @@ class LoadCTVolume(Transform):
         return MetaTensor(torch.as_tensor(array[None], dtype=torch.float32), meta=meta)
 
 
-class LoadCTVolumed(MapTransform):
-    """Dictionary version of :class:`LoadCTVolume`."""
+class LoadCTVolumed(LoadPathsd):
+    """Dictionary version of :class:`LoadCTVolume` (values that are already arrays are left as they are).
+
+    Args:
+        keys: keys holding NIfTI paths or DICOM series folders.
+        allow_missing_keys: skip absent keys.
+    """
 
     def __init__(self, keys: KeysCollection, allow_missing_keys: bool = False) -> None:
-        super().__init__(keys, allow_missing_keys)
-        self.loader = LoadCTVolume()
-
-    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
-        """Load every key's path (values that are already arrays are left as they are)."""
-        d = dict(data)
-        for key in self.key_iterator(d):
-            if isinstance(d[key], str | Path):
-                d[key] = self.loader(d[key])
-        return d
+        super().__init__(keys, loader=LoadCTVolume(), allow_missing_keys=allow_missing_keys)

@@ -29,6 +29,7 @@ from monai.transforms import MapTransform, Randomizable
 
 from ..data.errors import ImageFileError
 from ..data.mammography import breast_region_box, read_mammogram_dicom, read_mammogram_png
+from .file_loading import LoadPathsd
 
 __all__ = [
     "BoxesToOriginald",
@@ -72,25 +73,18 @@ def load_mammogram(path: str | Path) -> MetaTensor:
     return MetaTensor(torch.from_numpy(np.ascontiguousarray(array.T))[None], meta=meta)
 
 
-class LoadMammogramd(MapTransform):
-    """Replace each key's file path with :func:`load_mammogram`'s ``(1, W, H)`` MetaTensor.
-
-    Not a ``LoadImaged``: MONAI Label swaps every ``LoadImaged`` of a bundle's preprocessing for its own loader,
-    which would skip the VOI LUT and the MONOCHROME1 inversion.
+class LoadMammogramd(LoadPathsd):
+    """Replace each key's file path with :func:`load_mammogram`'s ``(1, W, H)`` MetaTensor (see :class:`LoadPathsd`).
 
     Args:
         keys: keys holding file paths.
+        allow_missing_keys: skip absent keys.
     """
 
-    def __init__(self, keys: KeysCollection) -> None:
-        super().__init__(keys)
+    loader = staticmethod(load_mammogram)
 
-    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
-        """Load every key's file."""
-        d = dict(data)
-        for key in self.key_iterator(d):
-            d[key] = load_mammogram(d[key])
-        return d
+    def __init__(self, keys: KeysCollection, allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys=allow_missing_keys)
 
 
 def _shift_scale_boxes(boxes: Any, offset: Sequence[float], scale: Sequence[float]) -> torch.Tensor:

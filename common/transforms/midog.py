@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
-from typing import Any
-
 from monai.config import KeysCollection
-from monai.transforms import MapTransform
 
 from ..data.midog import load_rgb_tiff
+from .file_loading import LoadPathsd
 
 __all__ = ["LoadRGBTiffd"]
 
 
-class LoadRGBTiffd(MapTransform):
+class LoadRGBTiffd(LoadPathsd):
     """Replace each key's TIFF path by :func:`common.data.load_rgb_tiff`'s ``(3, X, Y)`` float32 image (0..255).
 
     Values that are already arrays or tensors (MONAI Label may pass the loaded image) are left as they are.
@@ -23,13 +20,7 @@ class LoadRGBTiffd(MapTransform):
         allow_missing_keys: skip absent keys.
     """
 
-    def __init__(self, keys: KeysCollection, allow_missing_keys: bool = False) -> None:
-        super().__init__(keys, allow_missing_keys)
+    loader = staticmethod(load_rgb_tiff)
 
-    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
-        """The item with its images loaded."""
-        d = dict(data)
-        for key in self.key_iterator(d):
-            if isinstance(d[key], str) or hasattr(d[key], "__fspath__"):
-                d[key] = load_rgb_tiff(d[key])
-        return d
+    def __init__(self, keys: KeysCollection, allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys=allow_missing_keys)
