@@ -27,9 +27,11 @@ set of queries decoded together (one training patch's 48^2 samples, one HR block
 skip, switchable with ``image_skip``) and the last layers of both decoders start at zero, so an untrained network
 is exactly that up-sampling.
 
-The module is TorchScript-friendly: ``forward(image)`` up-samples by the stored default ``scale`` and decodes the
-HR grid block by block (``block_size``); ``forward(image, coord, cell)`` answers coordinate queries (training), and
-``encode`` / ``query`` / ``upsample`` are exported for arbitrary scales and patch-wise use.
+The module is TorchScript-friendly: ``forward(image)`` up-samples by the stored default ``scale``, each
+``block_size``-sided HR block one STF pool, decoding whole blocks ``decode_chunk`` queries at a time with the same
+result as :meth:`ISTE.query` block by block, at a cost per output pixel that does not grow with the output (see
+:meth:`ISTE.upsample`); ``forward(image, coord, cell)`` answers coordinate queries (training), and ``encode`` /
+``query`` / ``upsample`` are exported for arbitrary scales and patch-wise use.
 """
 
 from __future__ import annotations
@@ -125,6 +127,8 @@ class _SwinBlock(nn.Module):
         self.norm2 = nn.LayerNorm(dim)
         hidden = int(dim * mlp_ratio)
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
+        # without autograd, maps of more tokens than this are processed a chunk of windows at a time
+        self.chunk_tokens = 1 << 12
 
     def _partition(self, x: torch.Tensor) -> torch.Tensor:
         b, h, w, c = x.shape
@@ -134,19 +138,28 @@ class _SwinBlock(nn.Module):
 
     def _mask(self, h: int, w: int, device: torch.device) -> torch.Tensor:
         """-100 between tokens of a shifted window that come from different regions of the rolled map."""
+        return self._mask_of(self._region_labels(h, w, device))
+
+    def _region_labels(self, h: int, w: int, device: torch.device) -> torch.Tensor:
+        """``(nW, ws^2)``: which region of the rolled map each token of each window comes from."""
         ws, s = self.window, self.shift
         rows = torch.arange(h, device=device)
         cols = torch.arange(w, device=device)
         region_r = (rows >= h - ws).long() + (rows >= h - s).long()
         region_c = (cols >= w - ws).long() + (cols >= w - s).long()
         label = (region_r[:, None] * 3 + region_c[None, :]).to(torch.float32)
-        windows = self._partition(label.reshape(1, h, w, 1)).squeeze(-1)  # (nW, ws^2)
-        diff = windows.unsqueeze(1) - windows.unsqueeze(2)
+        return self._partition(label.reshape(1, h, w, 1)).squeeze(-1)
+
+    @staticmethod
+    def _mask_of(labels: torch.Tensor) -> torch.Tensor:
+        diff = labels.unsqueeze(1) - labels.unsqueeze(2)
         return torch.where(diff != 0, torch.full_like(diff, -100.0), torch.zeros_like(diff))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, h, w, c = x.shape
         ws = self.window
+        if not torch.is_grad_enabled() and b * h * w > self.chunk_tokens:  # inference on a large map
+            return self._forward_chunked(x)
         y = self.norm1(x)
         mask: torch.Tensor | None = None
         if self.shift > 0:
@@ -158,6 +171,36 @@ class _SwinBlock(nn.Module):
             y = torch.roll(y, shifts=(self.shift, self.shift), dims=(1, 2))
         x = x + y
         return x + self.mlp(self.norm2(x))
+
+    def _forward_chunked(self, x: torch.Tensor) -> torch.Tensor:
+        """The same block, a bounded number of windows at a time (inference on large maps).
+
+        Every operation of a block is per token or per window, so the windows can be processed in chunks; the MLP
+        runs in the shifted, partitioned layout (it is per token). The attention matrices of the whole map (the
+        largest tensor of the encoder, heads x 64 x 64 per window) never exist at once.
+        """
+        b, h, w, c = x.shape
+        ws = self.window
+        y = x
+        labels: torch.Tensor | None = None
+        if self.shift > 0:
+            y = torch.roll(y, shifts=(-self.shift, -self.shift), dims=(1, 2))
+            labels = self._region_labels(h, w, x.device)  # the masks are built per chunk: nW x ws^4 is large
+        windows = self._partition(y)  # (b * nW, ws^2, c), a copy
+        n_windows = (h // ws) * (w // ws)
+        step = max(1, self.chunk_tokens // (ws * ws))
+        for start in range(0, windows.shape[0], step):
+            part = windows[start : start + step]
+            part_mask: torch.Tensor | None = None
+            if labels is not None:
+                index = torch.arange(start, start + part.shape[0], device=x.device) % n_windows
+                part_mask = self._mask_of(labels[index])
+            part = part + self.attn(self.norm1(part), part_mask)
+            windows[start : start + step] = part + self.mlp(self.norm2(part))
+        y = windows.reshape(b, h // ws, w // ws, ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(b, h, w, c)
+        if self.shift > 0:
+            y = torch.roll(y, shifts=(self.shift, self.shift), dims=(1, 2))
+        return y
 
 
 class _ResidualSwinGroup(nn.Module):
@@ -211,6 +254,8 @@ class SwinIREncoder(nn.Module):
         self.conv_after_body = nn.Conv2d(dim, dim, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        if not torch.jit.is_scripting():
+            x = _plain(x)  # the window chunks slice the map: a batched MONAI MetaTensor refuses that
         h, w = x.shape[-2], x.shape[-1]
         pad_h = (self.window - h % self.window) % self.window
         pad_w = (self.window - w % self.window) % self.window
@@ -287,7 +332,16 @@ class TextureLearner(nn.Module):
     def forward(  # noqa: D102
         self, amp: torch.Tensor, freq_x: torch.Tensor, freq_y: torch.Tensor, rel: torch.Tensor, rel_cell: torch.Tensor
     ) -> torch.Tensor:
-        phase = math.pi * torch.sigmoid(self.phase(rel_cell))
+        return self.evaluate(amp, freq_x, freq_y, rel, self.phase_of(rel_cell))
+
+    def phase_of(self, rel_cell: torch.Tensor) -> torch.Tensor:
+        """``Phase = pi * sigmoid(MLP(cell))`` for cells ``(..., 2)`` in LR-pixel units."""
+        return math.pi * torch.sigmoid(self.phase(rel_cell))
+
+    def evaluate(
+        self, amp: torch.Tensor, freq_x: torch.Tensor, freq_y: torch.Tensor, rel: torch.Tensor, phase: torch.Tensor
+    ) -> torch.Tensor:
+        """Eq. 2 with a precomputed phase (broadcast: one cell size serves a whole output grid)."""
         return amp * torch.sin(freq_x * rel[..., 1:2] + freq_y * rel[..., 0:1] + phase)
 
 
@@ -307,17 +361,52 @@ class SelfTextureFusion(nn.Module):
         self.to_v = nn.Linear(texture_dim, dim)
         self.fuse = nn.Sequential(nn.Linear(2 * dim, dim), nn.ReLU(), nn.Linear(dim, dim))
 
-    def forward(self, pixel: torch.Tensor, texture: torch.Tensor) -> torch.Tensor:
-        """``pixel (B, N, dim)``, ``texture (B, N, texture_dim)`` -> ``F_STF (B, N, dim)``."""
-        q = F.normalize(self.to_q(pixel), dim=-1)
-        k = F.normalize(self.to_k(texture), dim=-1)
-        # hard attention: the arg max needs no gradient, so the N x N similarity matrix is built without a graph
-        index = (q.detach() @ k.detach().transpose(1, 2)).argmax(dim=-1)  # (B, N)
+    def forward(
+        self,
+        pixel: torch.Tensor,
+        texture: torch.Tensor,
+        unique_pixel: torch.Tensor | None = None,
+        inverse: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``pixel (B, N, dim)``, ``texture (B, N, texture_dim)`` -> ``F_STF (B, N, dim)``.
+
+        Many queries share their pixel feature (all the HR pixels nearest to one LR pixel), so identical rows of
+        the similarity matrix need computing once: with ``unique_pixel (B, U, dim)`` and ``inverse (B, N)`` such
+        that ``pixel[b, i] == unique_pixel[b, inverse[b, i]]``, the matrix is ``U x N`` instead of ``N x N`` and
+        the result is the same (each query's arg max is that of its row).
+        """
+        if unique_pixel is None or inverse is None:
+            q = F.normalize(self.to_q(pixel), dim=-1)
+            k = F.normalize(self.to_k(texture), dim=-1)
+            index = _most_similar(q, k)  # (B, N)
+        else:
+            q_unique = F.normalize(self.to_q(unique_pixel), dim=-1)
+            k = F.normalize(self.to_k(texture), dim=-1)
+            index = torch.gather(_most_similar(q_unique, k), 1, inverse)
+            q = torch.gather(q_unique, 1, inverse.unsqueeze(-1).expand(-1, -1, q_unique.shape[-1]))
         k_best = torch.gather(k, 1, index.unsqueeze(-1).expand(-1, -1, k.shape[-1]))
         soft = (q * k_best).sum(dim=-1, keepdim=True)  # s_i = max_j r_ij, differentiable
         v = self.to_v(texture)
         retrieved = torch.gather(v, 1, index.unsqueeze(-1).expand(-1, -1, v.shape[-1]))
         return pixel + self.fuse(torch.cat([pixel, retrieved], dim=-1)) * soft
+
+
+def _most_similar(q: torch.Tensor, k: torch.Tensor, budget: int = 1 << 18) -> torch.Tensor:
+    """``argmax_j <q_i, k_j>`` for ``q (B, U, d)``, ``k (B, N, d)``: ``(B, U)`` indices into ``k``.
+
+    Hard attention: the arg max needs no gradient, so the similarities are computed without a graph, and a band
+    of rows at a time (about ``budget`` values, which stay in cache) so that the ``U x N`` matrix, written once and
+    read once, never exists whole: with a narrow ``d`` that memory traffic, not the arithmetic, is the cost.
+    """
+    q, k_t = q.detach(), k.detach().transpose(1, 2).contiguous()
+    rows = max(1, budget // max(1, k.shape[1]))
+    if q.shape[1] <= rows:
+        return torch.bmm(q, k_t).argmax(dim=-1)
+    index = torch.empty(q.shape[0], q.shape[1], dtype=torch.long, device=q.device)
+    for item in range(q.shape[0]):
+        for start in range(0, q.shape[1], rows):
+            index[item, start : start + rows] = (q[item, start : start + rows] @ k_t[item]).argmax(dim=-1)
+    return index
 
 
 def _mlp(in_features: int, hidden: Sequence[int], out_features: int) -> nn.Sequential:
@@ -350,8 +439,10 @@ class ISTE(nn.Module):
         stf: use Self-Texture Fusion.
         ltd: use the Local Texture Decoder.
         image_skip: ``"bicubic"``, ``"bilinear"`` or ``"none"``: what the decoded residual is added to.
-        block_size: side of the HR blocks decoded together by ``forward(image)`` / ``upsample`` (bounds memory;
-            it is also the STF retrieval pool at inference).
+        block_size: side of the HR blocks whose queries form one STF retrieval pool in ``forward(image)`` /
+            ``upsample`` (a training patch's samples are the pool in training).
+        decode_chunk: about how many HR queries ``upsample`` decodes at once (whole blocks, at least one); bounds
+            the decoding memory whatever the output size and does not change the result.
 
     Raises:
         ValueError: for a scale that is not a number > 1, or an unknown ``image_skip``.
@@ -374,6 +465,7 @@ class ISTE(nn.Module):
         ltd: bool = True,
         image_skip: str = "bicubic",
         block_size: int = 48,
+        decode_chunk: int = 4096,
     ) -> None:
         super().__init__()
         self.scale = validate_scale(scale)
@@ -381,6 +473,8 @@ class ISTE(nn.Module):
             raise ValueError(f"image_skip must be one of ['bicubic', 'bilinear', 'none'], got '{image_skip}'")
         if block_size < 1:
             raise ValueError(f"block_size must be a positive number of HR pixels, got {block_size}")
+        if decode_chunk < 1:
+            raise ValueError(f"decode_chunk must be a positive number of queries, got {decode_chunk}")
         self.in_channels = in_channels
         self.dim = dim
         self.texture_dim = texture_dim if (stf or ltd) else 0
@@ -388,6 +482,7 @@ class ISTE(nn.Module):
         self.use_ltd = ltd
         self.image_skip = image_skip
         self.block_size = int(block_size)
+        self.decode_chunk = int(decode_chunk)
         self.encoder = SwinIREncoder(in_channels, dim, depths, heads, window, mlp_ratio)
         self.lfi: LocalFeatureInteractor | None = LocalFeatureInteractor(dim) if lfi else None
         self.texture: TextureLearner | None = TextureLearner(dim, texture_dim) if (stf or ltd) else None
@@ -400,7 +495,10 @@ class ISTE(nn.Module):
         """LR image ``(B, C, h, w)`` in [0, 1] -> latent ``(B, dim + 3 * texture_dim, h, w)``: the pixel features
         (``F_LFI``, or ``F_LR`` without LFI) followed by the Texture Learner's Amp, FreqX and FreqY maps.
         """  # noqa: D205
-        feat = self.encoder(image)
+        return self._heads(self.encoder(image))
+
+    def _heads(self, feat: torch.Tensor) -> torch.Tensor:
+        """Encoder features -> latent (LFI and the Texture Learner's maps; both look at 3x3 neighbourhoods only)."""
         pixel = feat
         if self.lfi is not None:
             pixel = self.lfi(feat)
@@ -463,22 +561,162 @@ class ISTE(nn.Module):
 
     @torch.jit.export
     def upsample(self, image: torch.Tensor, out_h: int, out_w: int) -> torch.Tensor:
-        """Super-resolve ``image`` to ``out_h x out_w``, decoding ``block_size``-sided HR blocks one at a time."""
-        b, c = image.shape[0], image.shape[1]
-        latent = self.encode(image)
-        coord = make_coord(out_h, out_w, image.device).reshape(out_h, out_w, 2)
-        out = torch.zeros(b, c, out_h, out_w, device=image.device, dtype=image.dtype)
-        cell_hw = torch.tensor([2.0 / out_h, 2.0 / out_w], device=image.device)
+        """Super-resolve ``image`` to ``out_h x out_w``: the same result as :meth:`query` on every HR block.
+
+        Every ``block_size``-sided HR block is one retrieval pool, as if :meth:`query` were called block by block,
+        but the decoding costs the same per output pixel whatever the output size:
+
+        - the geometry is separable: the LR neighbour and the offset of every HR row (column) are computed once
+          per axis, and the features are gathered by index;
+        - the latent (LFI and the texture maps) is computed region by region from the encoder features, with a
+          one-pixel halo, so no full-size latent exists; whole blocks are decoded ``decode_chunk`` queries at a
+          time, the four LR neighbours of the local ensemble batched together;
+        - STF compares each block's textures only with the distinct pixel features of the block (all HR pixels
+          nearest to one LR pixel share it): ``(block / scale)^2`` rows of similarity instead of ``block^2``;
+        - the phase depends on the cell only, one value per output grid.
+        """
+        if not torch.jit.is_scripting():
+            image = _plain(image)  # a batched MONAI MetaTensor refuses the spatial slicing below; the output is plain
+        b = image.shape[0]
+        device = image.device
+        feat = self.encoder(image)
+        h, w = feat.shape[-2], feat.shape[-1]
+        coord = make_coord(out_h, out_w, device)
+        if self.image_skip != "none":
+            grid = coord.reshape(1, out_h, out_w, 2).flip(-1).expand(b, out_h, out_w, 2)
+            out = F.grid_sample(image, grid, mode=self.image_skip, padding_mode="border", align_corners=False)
+        else:
+            out = torch.zeros(b, self.in_channels, out_h, out_w, device=device, dtype=image.dtype)
+        ys = coord.reshape(out_h, out_w, 2)[:, 0, 0].contiguous()
+        xs = coord.reshape(out_h, out_w, 2)[0, :, 1].contiguous()
+        rows = [_nearest_cells(ys, h, -1.0), _nearest_cells(ys, h, 1.0)]
+        cols = [_nearest_cells(xs, w, -1.0), _nearest_cells(xs, w, 1.0)]
+        row_index = torch.stack([rows[0][0], rows[1][0]])  # (2, out_h): the up / down neighbour of every HR row
+        row_rel = torch.stack([rows[0][1], rows[1][1]])
+        col_index = torch.stack([cols[0][0], cols[1][0]])
+        col_rel = torch.stack([cols[0][1], cols[1][1]])
+        cell_hw = torch.tensor([2.0 / out_h, 2.0 / out_w], device=device)
+        rel_cell = cell_hw * torch.tensor([float(h), float(w)], device=device)
+        phase = torch.zeros(1, device=device)
+        if self.texture is not None:
+            phase = self.texture.phase_of(rel_cell.reshape(1, 1, 2))
         bs = self.block_size
+        per_group = max(1, self.decode_chunk // (bs * bs))
+        full = out_w // bs
         for top in range(0, out_h, bs):
-            for left in range(0, out_w, bs):
-                block = coord[top : top + bs, left : left + bs]
-                bh, bw = block.shape[0], block.shape[1]
-                q = block.reshape(1, bh * bw, 2).expand(b, bh * bw, 2)
-                cell = cell_hw.reshape(1, 1, 2).expand(b, bh * bw, 2)
-                pred = self.query(image, latent, q, cell)
-                out[:, :, top : top + bh, left : left + bw] = pred.permute(0, 2, 1).reshape(b, c, bh, bw)
+            bh = min(bs, out_h - top)
+            for first in range(0, full, per_group):
+                count = min(per_group, full - first)
+                left = first * bs
+                out[:, :, top : top + bh, left : left + count * bs] += self._decode_blocks(
+                    feat, top, bh, left, count, bs, row_index, row_rel, col_index, col_rel, rel_cell, phase
+                )
+            if full * bs < out_w:  # the partial block of the right border
+                left = full * bs
+                out[:, :, top : top + bh, left:] += self._decode_blocks(
+                    feat, top, bh, left, 1, out_w - left, row_index, row_rel, col_index, col_rel, rel_cell, phase
+                )
         return out
+
+    def _decode_blocks(
+        self,
+        feat: torch.Tensor,
+        top: int,
+        bh: int,
+        left: int,
+        count: int,
+        bw: int,
+        row_index: torch.Tensor,
+        row_rel: torch.Tensor,
+        col_index: torch.Tensor,
+        col_rel: torch.Tensor,
+        rel_cell: torch.Tensor,
+        phase: torch.Tensor,
+    ) -> torch.Tensor:
+        """Decoded residual ``(B, C, bh, count * bw)`` of ``count`` side-by-side ``bh x bw`` blocks at (top, left)."""
+        b, h, w = feat.shape[0], feat.shape[2], feat.shape[3]
+        device = feat.device
+        rows_i = row_index[:, top : top + bh]  # (2, bh)
+        cols_i = col_index[:, left : left + count * bw]  # (2, count * bw)
+        r_lo, r_hi = int(rows_i.min()), int(rows_i.max())
+        c_lo, c_hi = int(cols_i.min()), int(cols_i.max())
+        # the latent of the LR cells these blocks use; the halo makes the 3x3 operations see real neighbours
+        r0, r1, c0, c1 = max(r_lo - 1, 0), min(r_hi + 2, h), max(c_lo - 1, 0), min(c_hi + 2, w)
+        latent = self._heads(feat[:, :, r0:r1, c0:c1])[:, :, r_lo - r0 : r_hi - r0 + 1, c_lo - c0 : c_hi - c0 + 1]
+        lh, lw, channels = latent.shape[2], latent.shape[3], latent.shape[1]
+        # channels-last rows, batch folded in: gathering rows of a 2-D table is a plain copy per query
+        latent = latent.permute(0, 2, 3, 1).reshape(b * lh * lw, channels)
+        batch_offset = (torch.arange(b, device=device) * (lh * lw)).unsqueeze(1)
+        # the 4 LR neighbours (up-left, up-right, down-left, down-right, as in query) one after the other: each is
+        # its own STF pool, and one at a time keeps the gathered features (count x block^2 x channels) in cache
+        n = bh * bw
+        rels: list[torch.Tensor] = []
+        for i in range(4):
+            rel_y = row_rel[i // 2, top : top + bh].reshape(1, bh, 1).expand(count, bh, bw)
+            rel_x = col_rel[i % 2, left : left + count * bw].reshape(count, 1, bw).expand(count, bh, bw)
+            rels.append(torch.stack([rel_y, rel_x], dim=-1).reshape(count, n, 2))
+        areas = [(rel[..., 0] * rel[..., 1]).abs() + 1e-9 for rel in rels]
+        total = areas[0] + areas[1] + areas[2] + areas[3]
+        res = torch.zeros(b, count, n, self.in_channels, device=device, dtype=feat.dtype)
+        for i in range(4):  # each neighbour is weighted by the area of the rectangle opposite to it (as in query)
+            item_rows = (rows_i[i // 2] - r_lo).reshape(1, bh).expand(count, bh)
+            item_cols = (cols_i[i % 2] - c_lo).reshape(count, bw)
+            pred = self._decode_neighbour(latent, batch_offset, lw, lh, item_rows, item_cols, rels[i], rel_cell, phase)
+            res = res + pred.reshape(b, count, n, -1) * (areas[3 - i] / total).unsqueeze(-1)
+        return res.reshape(b, count, bh, bw, -1).permute(0, 4, 2, 1, 3).reshape(b, -1, bh, count * bw)
+
+    def _decode_neighbour(
+        self,
+        latent: torch.Tensor,
+        batch_offset: torch.Tensor,
+        lw: int,
+        lh: int,
+        item_rows: torch.Tensor,
+        item_cols: torch.Tensor,
+        rel: torch.Tensor,
+        rel_cell: torch.Tensor,
+        phase: torch.Tensor,
+    ) -> torch.Tensor:
+        """RGB ``(B * items, n, C)`` of the queries of ``items`` blocks decoded from one LR neighbour each.
+
+        ``latent`` is ``(B * lh * lw, channels)`` (channels last, batch folded in, ``batch_offset`` the first row of
+        each image); ``item_rows (items, bh)`` / ``item_cols (items, bw)`` the neighbour's cell of every HR row /
+        column of each block; ``rel (items, n, 2)`` the offsets to it.
+        """
+        b = batch_offset.shape[0]
+        items, bh, bw = item_rows.shape[0], item_rows.shape[1], item_cols.shape[1]
+        n, channels, device = bh * bw, latent.shape[1], latent.device
+        lin = (item_rows.unsqueeze(2) * lw + item_cols.unsqueeze(1)).reshape(items * n)
+        sampled = latent.index_select(0, (batch_offset + lin).reshape(-1)).reshape(b * items, n, channels)
+        rel_b = rel.unsqueeze(0).expand(b, items, n, 2).reshape(b * items, n, 2)
+        pixel = sampled[..., : self.dim]
+        t = self.texture_dim
+        texture_rgb: torch.Tensor | None = None
+        if self.texture is not None:
+            amp = sampled[..., self.dim : self.dim + t]
+            freq_x = sampled[..., self.dim + t : self.dim + 2 * t]
+            freq_y = sampled[..., self.dim + 2 * t : self.dim + 3 * t]
+            texture = self.texture.evaluate(amp, freq_x, freq_y, rel_b, phase)
+            if self.fusion is not None:
+                # the distinct pixel features of each block: the rectangle of LR cells its queries are nearest to
+                first_r, first_c = item_rows[:, 0], item_cols[:, 0]
+                n_r = int((item_rows[:, -1] - first_r).max()) + 1
+                n_c = int((item_cols[:, -1] - first_c).max()) + 1
+                rect_r = (first_r.unsqueeze(1) + torch.arange(n_r, device=device)).clamp(max=lh - 1)
+                rect_c = (first_c.unsqueeze(1) + torch.arange(n_c, device=device)).clamp(max=lw - 1)
+                rect = (rect_r.unsqueeze(2) * lw + rect_c.unsqueeze(1)).reshape(items * n_r * n_c)
+                unique = latent[:, : self.dim].index_select(0, (batch_offset + rect).reshape(-1))
+                unique = unique.reshape(b * items, n_r * n_c, self.dim)
+                inverse = (item_rows - first_r.unsqueeze(1)).unsqueeze(2) * n_c
+                inverse = (inverse + (item_cols - first_c.unsqueeze(1)).unsqueeze(1)).reshape(1, items, n)
+                inverse = inverse.expand(b, items, n).reshape(b * items, n)
+                pixel = self.fusion(pixel, texture, unique, inverse)
+            if self.texture_decoder is not None:
+                texture_rgb = self.texture_decoder(texture)
+        rgb = self.pixel_decoder(torch.cat([pixel, rel_b, rel_cell.reshape(1, 1, 2).expand(b * items, n, 2)], -1))
+        if texture_rgb is not None:
+            rgb = texture_rgb + rgb
+        return rgb
 
     def forward(
         self, image: torch.Tensor, coord: torch.Tensor | None = None, cell: torch.Tensor | None = None
@@ -488,6 +726,34 @@ class ISTE(nn.Module):
             return self.query(image, self.encode(image), coord, cell)
         h, w = image.shape[-2], image.shape[-1]
         return self.upsample(image, int(math.floor(h * self.scale + 0.5)), int(math.floor(w * self.scale + 0.5)))
+
+
+@torch.jit.unused
+def _plain(x: torch.Tensor) -> torch.Tensor:
+    """``x`` as a plain ``torch.Tensor`` (a subclass such as MONAI's MetaTensor carries batch metadata along)."""
+    return x.as_subclass(torch.Tensor) if type(x) is not torch.Tensor else x
+
+
+def _nearest_cells(coords: torch.Tensor, size: int, offset: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The LR cell :meth:`ISTE.query` uses for one axis of its local ensemble, and the offset to its centre.
+
+    Args:
+        coords: query coordinates along the axis, in [-1, 1] (``(n,)``).
+        size: number of LR cells along the axis.
+        offset: -1 or +1: the neighbour before or after (``query``'s ``vy`` / ``vx``).
+
+    Returns:
+        ``(index (n,) long, rel (n,) float)`` in LR pixels, computed with the same operations as ``query``.
+    """
+    shift = torch.tensor(offset / size + 1e-6, device=coords.device)
+    shifted = (coords + shift).clamp(-1 + 1e-6, 1 - 1e-6)
+    # grid_sample itself picks the nearest cell (its own rounding), so ties resolve exactly as in query
+    ramp = torch.arange(size, device=coords.device, dtype=torch.float32).reshape(1, 1, size, 1)
+    grid = torch.stack([torch.zeros_like(shifted), shifted], dim=-1).reshape(1, 1, -1, 2)
+    index = F.grid_sample(ramp, grid, mode="nearest", align_corners=False).reshape(-1).long()
+    centres = (torch.arange(size, device=coords.device, dtype=torch.float32) * 2 + 1) / size - 1
+    rel = (coords - centres[index]) * torch.tensor(float(size), device=coords.device)
+    return index, rel
 
 
 def validate_scale(scale: object, name: str = "scale") -> float:

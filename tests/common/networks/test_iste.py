@@ -13,6 +13,7 @@ from common.networks import (
     make_coord,
     validate_scale,
 )
+from common.networks import iste as iste_module
 
 TINY = {"dim": 8, "depths": (2,), "heads": (2,), "window": 4, "texture_dim": 8, "similarity_dim": 4,
         "decoder_hidden": (8,), "block_size": 8}  # fmt: skip
@@ -150,3 +151,121 @@ def test_bad_arguments():
         ISTE(scale=1.0)
     with pytest.raises(ValueError, match="image_skip"):
         ISTE(image_skip="lanczos")
+    with pytest.raises(ValueError, match="decode_chunk"):
+        ISTE(decode_chunk=0)
+
+
+def _blockwise_query(net: ISTE, image: torch.Tensor, out_h: int, out_w: int) -> torch.Tensor:
+    """The previous ``upsample``: encode the whole image, then ``query`` one ``block_size`` HR block at a time."""
+    b, c = image.shape[:2]
+    latent = net.encode(image)
+    coord = make_coord(out_h, out_w).reshape(out_h, out_w, 2)
+    out = torch.zeros(b, c, out_h, out_w)
+    cell_hw = torch.tensor([2.0 / out_h, 2.0 / out_w])
+    bs = net.block_size
+    for top in range(0, out_h, bs):
+        for left in range(0, out_w, bs):
+            block = coord[top : top + bs, left : left + bs]
+            bh, bw = block.shape[:2]
+            q = block.reshape(1, bh * bw, 2).expand(b, bh * bw, 2)
+            pred = net.query(image, latent, q, cell_hw.reshape(1, 1, 2).expand(b, bh * bw, 2))
+            out[:, :, top : top + bh, left : left + bw] = pred.permute(0, 2, 1).reshape(b, c, bh, bw)
+    return out
+
+
+# (LR h, LR w, HR h, HR w, block_size, decode_chunk): integer, non-integer and anisotropic scales, partial blocks,
+# one block per chunk and many, chunks that do not divide the block row
+UPSAMPLE_CASES = [(6, 7, 17, 15, 5, 30), (10, 9, 37, 23, 6, 100), (12, 12, 13, 14, 48, 16384), (5, 6, 41, 44, 8, 130)]
+
+
+@pytest.mark.parametrize("variant", list(ISTE_VARIANTS))
+@pytest.mark.parametrize("case", UPSAMPLE_CASES)
+def test_chunked_upsample_equals_blockwise_query(variant, case):
+    # the batched, separable, region-wise decoding must give the block-by-block query result (same STF pools)
+    h, w, out_h, out_w, block, chunk = case
+    torch.manual_seed(0)
+    net = ISTE(**{**TINY, **ISTE_VARIANTS[variant], "block_size": block, "decode_chunk": chunk}).eval()
+    _perturb(net)
+    image = torch.rand(2, 3, h, w)
+    with torch.no_grad():
+        expected = _blockwise_query(net, image, out_h, out_w)
+        got = net.upsample(image, out_h, out_w)
+    assert got.shape == (2, 3, out_h, out_w)
+    assert (expected - torch.nn.functional.interpolate(image, (out_h, out_w), mode="bicubic")).abs().max() > 1e-2
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+
+
+def test_decode_chunk_does_not_change_the_result():
+    torch.manual_seed(0)
+    net = ISTE(**{**TINY, "block_size": 6, "decode_chunk": 1}).eval()
+    _perturb(net)
+    image = torch.rand(1, 3, 11, 13)
+    with torch.no_grad():
+        one_block = net.upsample(image, 40, 45)
+        net.decode_chunk = 10_000
+        whole_rows = net.upsample(image, 40, 45)
+    torch.testing.assert_close(one_block, whole_rows, atol=1e-5, rtol=0)
+
+
+def test_encoder_windows_in_chunks_equal_the_whole_map(monkeypatch):
+    torch.manual_seed(0)
+    enc = SwinIREncoder(dim=12, depths=(2, 2), heads=(2, 3), window=4)
+    calls = []
+    chunked = iste_module._SwinBlock._forward_chunked
+
+    def spy(self, x):
+        calls.append(x.shape)
+        return chunked(self, x)
+
+    monkeypatch.setattr(iste_module._SwinBlock, "_forward_chunked", spy)
+    for module in enc.modules():
+        if isinstance(module, iste_module._SwinBlock):
+            module.chunk_tokens = 37  # 2 windows of 16 tokens per chunk
+    image = torch.rand(2, 3, 20, 24)
+    whole = enc(image)  # autograd on: the whole-map path
+    assert not calls
+    with torch.no_grad():
+        in_chunks = enc(image)
+    assert len(calls) == 4, "every block took the chunked path"
+    torch.testing.assert_close(in_chunks, whole.detach(), atol=1e-5, rtol=0)
+
+
+def test_most_similar_in_bands_equals_the_full_argmax():
+    torch.manual_seed(0)
+    q, k = torch.randn(3, 50, 4), torch.randn(3, 70, 4)
+    full = (q @ k.transpose(1, 2)).argmax(-1)
+    assert torch.equal(iste_module._most_similar(q, k, budget=140), full)  # bands of 2 rows
+    assert torch.equal(iste_module._most_similar(q, k), full)  # one band
+
+
+def test_stf_with_distinct_pixels_equals_the_full_pool():
+    torch.manual_seed(0)
+    stf = SelfTextureFusion(4, 6, similarity_dim=3)
+    unique = torch.rand(2, 5, 4)
+    inverse = torch.randint(0, 5, (2, 30))
+    pixel = torch.gather(unique, 1, inverse.unsqueeze(-1).expand(-1, -1, 4))
+    texture = torch.rand(2, 30, 6)
+    torch.testing.assert_close(stf(pixel, texture, unique, inverse), stf(pixel, texture), atol=1e-6, rtol=0)
+
+
+def test_batched_metatensor_input_decodes_like_a_plain_tensor():
+    # the bundle's evaluators hand the network a collated MONAI MetaTensor (batch 1); the chunked encoder slices its
+    # first dimension (windows), which a batched MetaTensor takes for the batch and refuses, so it is made plain
+    import numpy as np
+    from monai.data import MetaTensor, list_data_collate
+
+    torch.manual_seed(0)
+    net = ISTE(**{**TINY, "block_size": 6}).eval()
+    _perturb(net)
+    for module in net.modules():
+        if isinstance(module, iste_module._SwinBlock):
+            module.chunk_tokens = 64  # 4 windows of 16 tokens per chunk
+    image = torch.rand(3, 16, 16)
+    meta = {"spatial_shape": np.array([16, 16]), "filename_or_obj": "tile.png"}
+    batch = list_data_collate([{"image": MetaTensor(image, meta=meta)}])["image"]
+    assert isinstance(batch, MetaTensor) and batch.is_batch
+    with torch.no_grad():
+        out = net(batch)
+        expected = net(image.unsqueeze(0))
+    assert type(out) is torch.Tensor
+    torch.testing.assert_close(out, expected, atol=1e-6, rtol=0)
