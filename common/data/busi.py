@@ -19,22 +19,21 @@ Out-of-distribution sets: one folder per set, every image in it is OOD::
     <ood_dir>/
       <set_name>/*.png                     e.g. mnist/, corrupt_pocus/, cca/
 
-Both readers raise :class:`DatasetLayoutError` naming the folder; :func:`check_image_datalist` decodes every file
-and raises :class:`ImageFileError` naming the file (unreadable, wrong channel count, too small, constant).
+Both readers raise :class:`DatasetLayoutError` naming the folder; :func:`common.data.check_image_datalist` decodes
+every file and raises :class:`ImageFileError` naming the file (unreadable, wrong channel count, too small,
+constant).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
-from .errors import DatasetError, DatasetLayoutError, ImageFileError
+from .errors import DatasetLayoutError
 from .splits import split_groups
-from .validation import RASTER_SUFFIXES, check_image, items_to_check
+from .validation import RASTER_SUFFIXES
 
 __all__ = [
     "BUSI_CLASSES",
@@ -42,8 +41,6 @@ __all__ = [
     "OOD_LAYOUT",
     "busi_cases",
     "busi_datalist",
-    "check_image_datalist",
-    "class_weights",
     "ood_datalists",
 ]
 
@@ -217,46 +214,3 @@ def ood_datalists(ood_dir: str | Path, sets: Sequence[str] | None = None) -> dic
             raise DatasetLayoutError(folder, f"OOD set '{name}' holds no images", OOD_LAYOUT)
         result[name] = [{"image": str(p), "case": f"{name}/{p.name}", "ood_set": name} for p in images]
     return result
-
-
-def check_image_datalist(
-    datalist: Sequence[Mapping[str, object]],
-    image_channels: int | Sequence[int] = 1,
-    min_size: int = 32,
-    image_key: str = "image",
-    progress: bool = True,
-) -> Sequence[Mapping[str, object]]:
-    """Decode and check every image of a classification datalist before anything is written; return it unchanged.
-
-    Each image must be readable, 2D with ``image_channels`` channels, at least ``min_size`` pixels on each side,
-    finite and not constant (a constant image carries no information and cannot be intensity-normalised).
-    Items whose image is not a path (arrays handed over by MONAI Label) are skipped.
-
-    Raises:
-        DatasetError: empty datalist.
-        ImageFileError: the first bad file, named with its problem.
-    """
-    for item in items_to_check(datalist, "images", "checking image files", progress):
-        path = item.get(image_key)
-        if not isinstance(path, (str, Path)):
-            continue
-        array = check_image(path, channels=image_channels, spatial_ndim=2)
-        height, width = array.shape[:2]
-        if min(height, width) < min_size:
-            raise ImageFileError(path, f"image size {width}x{height} is below the minimum {min_size}x{min_size}")
-        if np.ptp(array.reshape(-1)) == 0:
-            raise ImageFileError(path, f"image is constant (every pixel {array.reshape(-1)[0]}): nothing to classify")
-    return datalist
-
-
-def class_weights(datalist: Sequence[Mapping[str, object]], num_classes: int = 3) -> list[float]:
-    """Per-class loss weights giving every class equal influence: ``n / (num_classes * n_c)``.
-
-    Raises:
-        DatasetError: a class without any item (its weight would be infinite).
-    """
-    labels = np.asarray([int(i["label"]) for i in datalist], dtype=int)
-    counts = np.bincount(labels, minlength=num_classes)[:num_classes]
-    if (counts == 0).any():
-        raise DatasetError(f"classes {np.flatnonzero(counts == 0).tolist()} have no training images: {counts.tolist()}")
-    return (len(labels) / (num_classes * counts)).astype(float).tolist()

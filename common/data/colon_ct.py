@@ -27,7 +27,7 @@ import numpy as np
 
 from .errors import DatasetLayoutError, ImageFileError
 from .splits import split_groups
-from .validation import _spatial_shape, check_image, items_to_check
+from .validation import check_image, items_to_check, spatial_shape
 
 __all__ = [
     "COLON_CT_LAYOUT",
@@ -303,7 +303,7 @@ def check_colon_datalist(
         label_path = item.get(label_key) if label_key else None
         if isinstance(label_path, str | Path):
             label = check_image(label_path, channels=1, spatial_ndim=3, allowed_values=(0, 1))
-            label_shape = _spatial_shape(label, Path(label_path))
+            label_shape = spatial_shape(label, Path(label_path))
             if label_shape != hu.shape:
                 raise ImageFileError(
                     label_path, f"mask shape {label_shape} differs from its volume's shape {hu.shape} ({image_path})"

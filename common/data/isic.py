@@ -31,10 +31,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .busi import check_image_datalist
 from .errors import DatasetLayoutError, ImageFileError
 from .splits import split_groups
-from .validation import _spatial_shape, check_image, items_to_check
+from .validation import check_image, check_image_datalist, items_to_check, spatial_shape
 
 __all__ = [
     "ISIC_2020_DIAGNOSIS_TO_CLASS",
@@ -287,7 +286,7 @@ def check_isic_datalist(
         mask = check_image(mask_path, channels=(1, 3, 4), spatial_ndim=2)
         with Image.open(image_path) as img:  # already decoded above: the header gives the size
             image_shape = (img.height, img.width)
-        mask_shape = _spatial_shape(mask, Path(mask_path))
+        mask_shape = spatial_shape(mask, Path(mask_path))
         if mask_shape != image_shape:
             raise ImageFileError(
                 mask_path, f"mask size {mask_shape} differs from its image's {image_shape} ({image_path})"

@@ -15,7 +15,7 @@ import numpy as np
 
 from .errors import DatasetError, ImageFileError
 
-__all__ = ["read_image_array", "check_image", "check_datalist"]
+__all__ = ["read_image_array", "check_image", "check_datalist", "check_image_datalist", "spatial_shape"]
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 RASTER_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
@@ -61,7 +61,9 @@ def _channels(array: np.ndarray, path: Path) -> int:
     return 1 if array.ndim == 2 else int(array.shape[-1])
 
 
-def _spatial_shape(array: np.ndarray, path: Path) -> tuple[int, ...]:
+def spatial_shape(array: np.ndarray, path: str | Path) -> tuple[int, ...]:
+    """The spatial shape of an array read from ``path``: ``(H, W)`` for a raster image with channels, else its shape."""
+    path = Path(path)
     if _suffix(path) in RASTER_SUFFIXES and array.ndim == 3:
         return tuple(array.shape[:2])
     return tuple(array.shape)
@@ -96,7 +98,7 @@ def check_image(
         if found not in allowed:
             raise ImageFileError(path, f"has {found} channel(s), expected {' or '.join(map(str, allowed))}")
     if spatial_ndim is not None:
-        shape = _spatial_shape(array, path)
+        shape = spatial_shape(array, path)
         if len(shape) != spatial_ndim:
             raise ImageFileError(path, f"has spatial shape {shape}, expected a {spatial_ndim}D image")
     if finite and np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
@@ -140,8 +142,8 @@ def check_datalist(
         if not isinstance(label_path, (str, Path)):
             continue
         label = check_image(label_path, channels=label_channels, spatial_ndim=spatial_ndim, allowed_values=label_values)
-        image_shape = _spatial_shape(image, Path(image_path))
-        label_shape = _spatial_shape(label, Path(label_path))
+        image_shape = spatial_shape(image, Path(image_path))
+        label_shape = spatial_shape(label, Path(label_path))
         if image_shape != label_shape:
             raise ImageFileError(
                 label_path, f"label shape {label_shape} differs from its image's shape {image_shape} ({image_path})"
@@ -167,4 +169,34 @@ def items_to_check(datalist: Sequence, what: str, desc: str, progress: bool = Tr
         from tqdm import tqdm
 
         return tqdm(datalist, desc=desc, file=sys.stdout, leave=False)
+    return datalist
+
+
+def check_image_datalist(
+    datalist: Sequence[Mapping[str, object]],
+    image_channels: int | Sequence[int] = 1,
+    min_size: int = 32,
+    image_key: str = "image",
+    progress: bool = True,
+) -> Sequence[Mapping[str, object]]:
+    """Decode and check every image of a classification datalist before anything is written; return it unchanged.
+
+    Each image must be readable, 2D with ``image_channels`` channels, at least ``min_size`` pixels on each side,
+    finite and not constant (a constant image carries no information and cannot be intensity-normalised).
+    Items whose image is not a path (arrays handed over by MONAI Label) are skipped.
+
+    Raises:
+        DatasetError: empty datalist.
+        ImageFileError: the first bad file, named with its problem.
+    """
+    for item in items_to_check(datalist, "images", "checking image files", progress):
+        path = item.get(image_key)
+        if not isinstance(path, (str, Path)):
+            continue
+        array = check_image(path, channels=image_channels, spatial_ndim=2)
+        height, width = array.shape[:2]
+        if min(height, width) < min_size:
+            raise ImageFileError(path, f"image size {width}x{height} is below the minimum {min_size}x{min_size}")
+        if np.ptp(array.reshape(-1)) == 0:
+            raise ImageFileError(path, f"image is constant (every pixel {array.reshape(-1)[0]}): nothing to classify")
     return datalist

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["FusionReconstructionLoss", "OneHotBCEWithLogitsLoss"]
+__all__ = ["FusionReconstructionLoss"]
 
 
 class FusionReconstructionLoss(nn.Module):
@@ -39,16 +39,3 @@ class FusionReconstructionLoss(nn.Module):
         reconstruction = output[1] if isinstance(output, (tuple, list)) else output
         terms = self.terms(reconstruction, target)
         return (terms * torch.as_tensor(self.weights, dtype=terms.dtype, device=terms.device)).sum()
-
-
-class OneHotBCEWithLogitsLoss(nn.Module):
-    """Binary cross-entropy of per-class sigmoid outputs against one-hot targets (the paper's classifier loss: two
-    sigmoid outputs, BCE on one-hot labels). Targets are class indices ``(B,)`` / ``(B, 1)`` or one-hot ``(B, C)``.
-    """  # noqa: D205
-
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # noqa: D102
-        if target.ndim == logits.ndim and target.shape == logits.shape:
-            one_hot = target.float()
-        else:
-            one_hot = F.one_hot(target.reshape(-1).long(), logits.shape[-1]).to(logits.dtype)
-        return F.binary_cross_entropy_with_logits(logits, one_hot)

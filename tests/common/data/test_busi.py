@@ -11,13 +11,9 @@ from common.data import (
     BUSI_CLASSES,
     BUSI_LAYOUT,
     OOD_LAYOUT,
-    DatasetError,
     DatasetLayoutError,
-    ImageFileError,
     busi_cases,
     busi_datalist,
-    check_image_datalist,
-    class_weights,
     ood_datalists,
 )
 
@@ -115,39 +111,6 @@ def test_ood_datalists(tmp_path: Path):
     (tmp_path / "bare").mkdir()
     with pytest.raises(DatasetLayoutError, match="no OOD set"):
         ood_datalists(tmp_path / "bare")
-
-
-def test_check_image_datalist(tmp_path: Path):
-    good = tmp_path / "good.png"
-    _image(good)
-    assert check_image_datalist([{"image": str(good)}, {"image": np.zeros((1, 4, 4))}]) is not None
-    cases = {
-        "rgb.png": ({"mode": "RGB"}, "channel"),
-        "tiny.png": ({"size": (16, 40)}, "below the minimum"),
-        "flat.png": ({"value": 7}, "constant"),
-    }
-    for name, (kwargs, words) in cases.items():
-        _image(tmp_path / name, **kwargs)
-        with pytest.raises(ImageFileError, match=words) as info:
-            check_image_datalist([{"image": str(good)}, {"image": str(tmp_path / name)}])
-        assert str(tmp_path / name) in str(info.value)
-    _image(tmp_path / "rgb_ok.png", mode="RGB")
-    check_image_datalist([{"image": str(tmp_path / "rgb_ok.png")}], image_channels=3)
-    broken = tmp_path / "broken.png"
-    broken.write_bytes(good.read_bytes()[:50])
-    with pytest.raises(ImageFileError, match="cannot read"):
-        check_image_datalist([{"image": str(broken)}])
-    with pytest.raises(DatasetError, match="empty"):
-        check_image_datalist([])
-
-
-def test_class_weights_give_equal_influence():
-    items = [{"label": 0}] * 6 + [{"label": 1}] * 3 + [{"label": 2}] * 1
-    weights = class_weights(items)
-    counts = [6, 3, 1]
-    assert [w * c for w, c in zip(weights, counts)] == pytest.approx([10 / 3] * 3)
-    with pytest.raises(DatasetError, match="no training images"):
-        class_weights([{"label": 0}, {"label": 1}])
 
 
 def test_other_class_sets_get_their_own_layout_in_errors(tmp_path):

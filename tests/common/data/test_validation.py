@@ -7,12 +7,21 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from common.data import DatasetError, ImageFileError, check_datalist, check_image, read_image_array
+from common.data import (
+    DatasetError,
+    ImageFileError,
+    check_datalist,
+    check_image,
+    check_image_datalist,
+    read_image_array,
+    spatial_shape,
+)
 
 
-def _png(path: Path, shape=(16, 16), mode="RGB") -> Path:
-    data = np.random.default_rng(0).integers(0, 255, (*shape, 3) if mode == "RGB" else shape, dtype=np.uint8)
-    Image.fromarray(data, mode).save(path)
+def _png(path: Path, shape=(16, 16), mode="RGB", value: int | None = None) -> Path:
+    size = (*shape, 3) if mode == "RGB" else shape
+    data = np.random.default_rng(0).integers(0, 255, size, dtype=np.uint8) if value is None else np.full(size, value)
+    Image.fromarray(data.astype(np.uint8), mode).save(path)
     return path
 
 
@@ -88,3 +97,33 @@ def test_items_to_check_shows_a_bar_only_on_a_terminal(monkeypatch):
     assert items_to_check(items, "cases", "checking", progress=True) is items  # no bar written into a log file
     monkeypatch.setattr("sys.stdout.isatty", lambda: True)
     assert items_to_check(items, "cases", "checking", progress=True) is not items
+
+
+def test_check_image_datalist(tmp_path: Path):
+    good = tmp_path / "good.png"
+    _png(good, shape=(48, 64), mode="L")
+    assert check_image_datalist([{"image": str(good)}, {"image": np.zeros((1, 4, 4))}]) is not None
+    cases = {
+        "rgb.png": ({"shape": (48, 64), "mode": "RGB"}, "channel"),
+        "tiny.png": ({"shape": (40, 16), "mode": "L"}, "below the minimum"),
+        "flat.png": ({"shape": (48, 64), "mode": "L", "value": 7}, "constant"),
+    }
+    for name, (kwargs, words) in cases.items():
+        _png(tmp_path / name, **kwargs)
+        with pytest.raises(ImageFileError, match=words) as info:
+            check_image_datalist([{"image": str(good)}, {"image": str(tmp_path / name)}])
+        assert str(tmp_path / name) in str(info.value)
+    _png(tmp_path / "rgb_ok.png", shape=(48, 64), mode="RGB")
+    check_image_datalist([{"image": str(tmp_path / "rgb_ok.png")}], image_channels=3)
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(good.read_bytes()[:50])
+    with pytest.raises(ImageFileError, match="cannot read"):
+        check_image_datalist([{"image": str(broken)}])
+    with pytest.raises(DatasetError, match="empty"):
+        check_image_datalist([])
+
+
+def test_spatial_shape_drops_the_channels_of_raster_images_only():
+    assert spatial_shape(np.zeros((5, 7, 3)), "a.png") == (5, 7)
+    assert spatial_shape(np.zeros((5, 7, 3)), Path("v.nii.gz")) == (5, 7, 3)
+    assert spatial_shape(np.zeros((5, 7)), "a.png") == (5, 7)

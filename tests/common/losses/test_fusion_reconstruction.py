@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from common.losses import FusionReconstructionLoss, OneHotBCEWithLogitsLoss
+from common.losses import FusionReconstructionLoss
 
 
 def test_weighted_sum_of_modality_mse():
@@ -16,11 +16,3 @@ def test_weighted_sum_of_modality_mse():
     assert loss((torch.zeros(1), recon), target).item() == pytest.approx(1 + 0.5 * 4 + 0.05 * 9)
     with pytest.raises(ValueError, match="differ"):
         loss(recon[:, :, :2], target)
-
-
-def test_one_hot_bce_matches_torch():
-    logits = torch.tensor([[0.3, -1.0], [2.0, 0.5]])
-    labels = torch.tensor([1, 0])
-    expected = torch.nn.functional.binary_cross_entropy_with_logits(logits, torch.tensor([[0.0, 1.0], [1.0, 0.0]]))
-    assert torch.allclose(OneHotBCEWithLogitsLoss()(logits, labels), expected)
-    assert torch.allclose(OneHotBCEWithLogitsLoss()(logits, labels[:, None]), expected)
