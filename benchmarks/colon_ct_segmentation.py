@@ -20,13 +20,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import ROOT, stopwatch  # noqa: E402
+
 sys.path.insert(0, str(ROOT))
 BUNDLE = ROOT / "bundles" / "colon_ct_segmentation"
 
@@ -42,10 +43,9 @@ def mrf_only(test: list) -> tuple[list[tuple[float, float]], float]:
     from common.metrics import dice_jaccard
     from common.transforms import mrf_initial_labels
 
-    scores, start = [], time.perf_counter()
-    for hu, label, _ in test:
-        scores.append(dice_jaccard(mrf_initial_labels(hu).mask, label))
-    return scores, (time.perf_counter() - start) / len(test)
+    with stopwatch() as watch:
+        scores = [dice_jaccard(mrf_initial_labels(hu).mask, label) for hu, label, _ in test]
+    return scores, watch.seconds / len(test)
 
 
 def plain_unet(train: list, test: list, epochs: int, seed: int) -> tuple[list[tuple[float, float]], float]:
@@ -70,13 +70,13 @@ def plain_unet(train: list, test: list, epochs: int, seed: int) -> tuple[list[tu
             loss(net(images[index]), labels[index]).backward()
             optimizer.step()
     net.eval()
-    scores, start = [], time.perf_counter()
-    with torch.no_grad():
+    scores = []
+    with torch.no_grad(), stopwatch() as watch:
         for hu, label, _ in test:
             slices = torch.as_tensor(window_hu(hu)).permute(2, 0, 1)[:, None].float()
             pred = net(slices).argmax(1).permute(1, 2, 0).numpy()
             scores.append(dice_jaccard(pred, label))
-    return scores, (time.perf_counter() - start) / len(test)
+    return scores, watch.seconds / len(test)
 
 
 def guided_set_dcl(root: Path, epochs: int | None, seed: int, **switches) -> tuple[list[tuple[float, float]], float]:
@@ -86,10 +86,10 @@ def guided_set_dcl(root: Path, epochs: int | None, seed: int, **switches) -> tup
     overrides = {"bundle_root": str(root), "seed": seed, **switches}
     epochs = epochs or load_config(BUNDLE, "train", **overrides).get_parsed_content("short_epochs")
     run_workflow(BUNDLE, "train", quiet=True, max_epochs=epochs, resume=False, **overrides)
-    start = time.perf_counter()
-    run_workflow(BUNDLE, "evaluate", quiet=True, **overrides)  # the same seed: the same patient split
+    with stopwatch() as watch:
+        run_workflow(BUNDLE, "evaluate", quiet=True, **overrides)  # the same seed: the same patient split
     cases = read_metrics(root / "eval" / "metrics.json")["cases"]
-    seconds = (time.perf_counter() - start) / len(cases)
+    seconds = watch.seconds / len(cases)
     return [(c["dice"]["colon"], c["jaccard"]["colon"]) for c in cases.values()], seconds
 
 

@@ -73,15 +73,29 @@ class Timing:
 
 
 class Stopwatch:
-    """Wall seconds of one ``with`` block (``perf_counter``); ``seconds`` is the running time until the block ends."""
+    """Wall and CPU seconds of one ``with`` block, running until the block ends.
+
+    ``seconds`` is wall time (``perf_counter``: what a user waits, which load inflates); ``cpu_seconds`` is this
+    process's CPU time over all its threads (``process_time``: the work done, which load barely changes).
+    """
 
     def __init__(self) -> None:
-        self._start = time.perf_counter()
+        self._start, self._cpu_start = time.perf_counter(), time.process_time()
         self._end: float | None = None
+        self._cpu_end: float | None = None
 
     @property
     def seconds(self) -> float:  # noqa: D102
         return (self._end if self._end is not None else time.perf_counter()) - self._start
+
+    @property
+    def cpu_seconds(self) -> float:  # noqa: D102
+        return (self._cpu_end if self._cpu_end is not None else time.process_time()) - self._cpu_start
+
+    def stop(self) -> None:
+        """Freeze both figures (what leaving a :func:`stopwatch` block does)."""
+        if self._end is None:
+            self._end, self._cpu_end = time.perf_counter(), time.process_time()
 
 
 @contextmanager
@@ -91,7 +105,7 @@ def stopwatch() -> Iterator[Stopwatch]:
     try:
         yield watch
     finally:
-        watch._end = time.perf_counter()
+        watch.stop()
 
 
 def time_interleaved(calls: Mapping[str, Callable[[], Any]], repeats: int = 5, warmup: int = 1) -> dict[str, Timing]:
@@ -134,17 +148,19 @@ def peak_rss_mib() -> float:
 
 @dataclass(frozen=True)
 class Measured:
-    """What :func:`run_measured` returns: the exit code, the captured output and the child's own peak RSS."""
+    """What :func:`run_measured` returns: exit code, captured output, and the child's own peak RSS and times."""
 
     returncode: int
     stdout: str
     stderr: str
     peak_rss_mib: float
+    cpu_seconds: float = 0.0  # user + system time of the child alone
+    wall_seconds: float = 0.0
 
 
 def run_measured(cmd: Sequence[str], cwd: Path = ROOT, env: Mapping[str, str] | None = None,
                  capture: bool = True) -> Measured:  # fmt: skip
-    """Run ``cmd`` and return its exit code, output and peak RSS (of that child alone, through ``os.wait4``).
+    """Run ``cmd``; return its exit code, output, peak RSS and CPU / wall seconds (that child's alone: ``os.wait4``).
 
     ``RUSAGE_CHILDREN`` would give the largest peak of every child so far; ``wait4`` gives this one's.
 
@@ -159,13 +175,15 @@ def run_measured(cmd: Sequence[str], cwd: Path = ROOT, env: Mapping[str, str] | 
     """
     import tempfile
 
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err, stopwatch() as watch:
         process = subprocess.Popen(list(cmd), cwd=cwd, env=dict(env) if env is not None else None,
                                    stdout=out if capture else None, stderr=err if capture else None)  # fmt: skip
         _, status, usage = os.wait4(process.pid, 0)
         process.returncode = os.waitstatus_to_exitcode(status)  # already reaped: keep Popen from waiting again
         out.seek(0), err.seek(0)
-        return Measured(process.returncode, out.read(), err.read(), usage.ru_maxrss / 1024)
+        watch.stop()
+        return Measured(process.returncode, out.read(), err.read(), usage.ru_maxrss / 1024,
+                        usage.ru_utime + usage.ru_stime, watch.seconds)  # fmt: skip
 
 
 def train_and_time(bundle: Path, overrides: dict[str, Any]) -> dict[str, float]:

@@ -31,14 +31,13 @@ import json
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.harness import run_measured, time_interleaved  # noqa: E402
+from benchmarks.harness import run_measured, stopwatch, time_interleaved  # noqa: E402
 
 BUNDLE = ROOT / "bundles" / "pathology_arbitrary_scale_super_resolution"
 
@@ -88,11 +87,11 @@ def measure(model: str, scale: float, side: int, threads: int) -> dict[str, Any]
     with torch.no_grad():
         net.upsample(torch.rand(1, 3, 16, 16), round(16 * scale), round(16 * scale))  # warm-up: allocator, kernels
         image = torch.rand(1, 3, lr, lr)
-        start, cpu = time.perf_counter(), time.process_time()
-        out = net.upsample(image, side, side)
-        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+        with stopwatch() as watch:
+            out = net.upsample(image, side, side)
     assert out.shape == (1, 3, side, side)
-    return {"seconds": seconds, "cpu": cpu, "lr": lr, "params": sum(p.numel() for p in net.parameters())}
+    params = sum(p.numel() for p in net.parameters())
+    return {"seconds": watch.seconds, "cpu": watch.cpu_seconds, "lr": lr, "params": params}
 
 
 def flops_per_mp(model: str, scale: float, side: int = 96) -> tuple[float, float]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from harness import stopwatch  # noqa: E402
+from harness import peak_rss_mib, stopwatch  # noqa: E402
 
 BUNDLE = ROOT / "bundles" / "mitosis_detection"
 TILE = 512
@@ -70,11 +69,11 @@ def measure(slide: str, checkpoint_root: str | None) -> dict:
     parser.get_parsed_content(
         "detector_ops"
     )  # the bundle's box selection (<= 100 boxes per tile, all kept after the merge)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = peak_rss_mib()
     found = detect_whole_slide(detector, slide, tile_size=TILE, overlap=0.125, progress=False)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = peak_rss_mib()
     return {"megapixels": found["megapixels"], "seconds": found["seconds"], "tiles": found["tiles"],
-            "boxes": len(found["box"]), "peak_rss_mb": peak / 1024, "rss_before_mb": before / 1024}  # fmt: skip
+            "boxes": len(found["box"]), "peak_rss_mb": peak, "rss_before_mb": before}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:  # noqa: D103

@@ -23,16 +23,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import ROOT, peak_rss_mib, run_measured, stopwatch  # noqa: E402
+
 INPUT_TILE = 512
 NETWORKS = {  # bundle, scale, LR tile side, LR overlap
     "rrdb": ("microscopy_super_resolution", 4, 256, 16),
@@ -82,15 +81,15 @@ def measure(name: str, slide: str, rows: int | None, workdir: str) -> dict:
     region = None
     if rows is not None:  # exactly ``rows`` tile rows (a band one row taller would add a row of tiles)
         region = (0, 0, rows * TiledSuperResolver(network, scale, tile, overlap).stride, 1 << 30)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = peak_rss_mib()
     out = Path(workdir) / f"{name}_{Path(slide).stem}_sr.tiff"
     found = super_resolve_whole_slide(network, slide, out, scale, tile, overlap, progress=False, region=region)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = peak_rss_mib()
     size = out.stat().st_size
     out.unlink()
     return {"seconds": found["seconds"], "input_mp": found["input_megapixels"], "output_mp": found["output_megapixels"],
             "input_shape": found["input_shape"], "output_shape": found["output_shape"], "levels": len(found["levels"]),
-            "tiles": found["tiles"], "peak_rss_mb": peak / 1024, "rss_before_mb": before / 1024,
+            "tiles": found["tiles"], "peak_rss_mb": peak, "rss_before_mb": before,
             "output_mb": size / 2**20}  # fmt: skip
 
 
@@ -119,14 +118,14 @@ def main(argv: list[str] | None = None) -> int:  # noqa: D103
     results = []
     for side in args.sides:
         slide = workdir / f"slide_{side}.tiff"
-        start = time.perf_counter()
-        write_slide(slide, side)
-        written = time.perf_counter() - start
+        with stopwatch() as watch:
+            write_slide(slide, side)
+        written = watch.seconds
         for name in args.networks:
             whole = side in args.full_sides and name in args.full_networks
             for rows in [str(args.band_rows)] + (["full"] if whole else []):
                 cmd = [sys.executable, __file__, "--measure", name, str(slide), rows]
-                result = subprocess.run(cmd, capture_output=True, text=True, env=env)
+                result = run_measured(cmd, env=env)
                 if result.returncode:
                     raise RuntimeError(f"{' '.join(cmd)} failed:\n{result.stderr[-3000:]}")
                 row = json.loads(result.stdout.strip().splitlines()[-1])

@@ -19,15 +19,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import ROOT, run_measured  # noqa: E402
+
 IMPORT_COMMON = "import common.data, common.transforms, common.losses, common.networks, common.metrics, common.engines"
 BASE_PHASES = {
     "python": "pass",
@@ -54,15 +54,10 @@ def run_phase(code: str, common_root: Path = ROOT) -> tuple[float, float]:
     Raises:
         RuntimeError: the phase failed (its stderr's last lines are in the message).
     """
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(common_root)})  # fmt: skip
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = run_measured([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(common_root)})
     if done.returncode:
         raise RuntimeError(f"phase failed:\n{code}\n{done.stderr[-2000:]}")
-    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), wall
+    return done.cpu_seconds, done.wall_seconds
 
 
 def checkout_common(revision: str, target: Path) -> Path:
