@@ -18,6 +18,7 @@ from common.engines import (
     OODInferenceWriter,
     fit_ood_thresholds,
     load_ensemble,
+    method_id_scores,
     ood_flags,
     sample_member_hyperparameters,
     score_datalist,
@@ -226,6 +227,9 @@ def test_scores_thresholds_and_flags():
                 assert expected <= flags[method].sum() <= expected + 2
             else:
                 assert flags[method].sum() == expected, method
+    ids = method_id_scores(scores, rule=None)  # variances are negated so that higher always means in-distribution
+    assert "energy_multilevel" not in ids and np.array_equal(ids["ensemble_variance"], -scores["ensemble_variance"])
+    assert np.array_equal(ids["energy_exit2"], scores["energy"][:, 1])
 
 
 def test_evaluation_report_and_thresholds_file(tmp_path: Path):
