@@ -35,7 +35,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from harness import stopwatch  # noqa: E402
 
 from common.data import sr_tile_datalist, write_sr_tile_sample  # noqa: E402
-from common.metrics import sr_quality, upsample  # noqa: E402
+from common.metrics import sr_quality  # noqa: E402
+from common.sr_ops import upsample  # noqa: E402
 from common.transforms import BicubicDegrade  # noqa: E402
 from common.workflows import load_config, run_workflow  # noqa: E402
 

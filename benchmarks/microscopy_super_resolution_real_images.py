@@ -42,7 +42,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from harness import stopwatch  # noqa: E402
 
 from common.data import SR_HELD_OUT_SOURCES, real_sr_tiles, write_sr_real_sample  # noqa: E402
-from common.metrics import gmsd, high_frequency_ratio, sr_quality, upsample  # noqa: E402
+from common.metrics import gmsd, high_frequency_ratio, sr_quality  # noqa: E402
+from common.sr_ops import upsample  # noqa: E402
 from common.transforms import BicubicDegrade  # noqa: E402
 from common.workflows import load_config, run_workflow  # noqa: E402
 

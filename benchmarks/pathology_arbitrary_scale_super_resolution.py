@@ -40,8 +40,9 @@ def _load(path: str) -> torch.Tensor:
 
 def main() -> int:
     from common.data import sr_tile_datalist
-    from common.metrics.super_resolution import sr_quality, upsample
+    from common.metrics.super_resolution import sr_quality
     from common.networks import ISTE_VARIANTS
+    from common.sr_ops import upsample
     from common.transforms import ArbitraryScaleDegrade
     from common.workflows import load_config, run_workflow
 

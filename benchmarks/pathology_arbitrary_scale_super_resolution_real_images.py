@@ -92,8 +92,9 @@ def score(root: Path, variant: str, tiles, scales, blur_sigma: float) -> tuple[d
 
 
 def main() -> int:
-    from common.metrics.super_resolution import sr_quality, upsample
+    from common.metrics.super_resolution import sr_quality
     from common.networks import ISTE_VARIANTS
+    from common.sr_ops import upsample
     from common.transforms import ArbitraryScaleDegrade
     from common.workflows import load_config, run_workflow
 

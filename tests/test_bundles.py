@@ -19,7 +19,8 @@ import pytest
 import torch
 from bundle_helpers import BUNDLE_IDS, BUNDLES, ROOT, SCHEMA, example_input, export_options, flat_tensors, metadata
 
-from common.data import ImageFileError, read_image_array
+from common.data import ImageFileError
+from common.image_io import read_image_array
 from common.workflows import load_config, read_metrics, run_workflow
 
 REQUIRED_FILES = [

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..image_io import read_image_array
 from .errors import DatasetError, DatasetLayoutError, ImageFileError
-from .validation import read_image_array
 
 __all__ = ["ANHIR_LAYOUT", "read_landmarks", "write_landmarks", "anhir_datalist", "check_anhir_datalist"]
 

@@ -31,9 +31,9 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..image_io import RASTER_SUFFIXES
 from .errors import DatasetLayoutError
 from .splits import split_groups
-from .validation import RASTER_SUFFIXES
 
 __all__ = [
     "BUSI_CLASSES",

@@ -29,10 +29,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..image_io import read_image_array
 from .atomic import write_folder_atomically
 from .errors import DatasetError, DatasetLayoutError, ImageFileError
 from .sr_real_images import SR_TRAINING_SOURCES, real_sr_source
-from .validation import read_image_array
 
 __all__ = ["SR_TILE_LAYOUT", "check_sr_datalist", "sr_tile_datalist",
            "write_sr_tile_sample"]  # fmt: skip

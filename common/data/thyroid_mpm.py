@@ -26,11 +26,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
+from ..image_io import read_image_array
 from .atomic import write_folder_atomically
 from .errors import DatasetLayoutError, ImageFileError
 from .splits import split_groups
-from .validation import check_image, items_to_check, read_image_array
+from .validation import check_image_datalist
 
 __all__ = [
     "MPM_CLASSES",
@@ -46,6 +48,7 @@ __all__ = [
 ]
 
 MPM_CLASSES = ("FA", "FTC")
+_MODALITIES = ("BSHG", "FSHG", "TPEF")  # the channels of a region image, in order
 #: angles of the BSHG / FSHG linear-polarisation series; the last (180) repeats the first and is not averaged
 POLARISATION_ANGLES = tuple(range(0, 181, 20))
 MPM_LAYOUT = """\
@@ -156,22 +159,10 @@ def check_mpm_datalist(
         DatasetError: empty datalist.
         ImageFileError: the first bad file, named with its problem.
     """
-    for item in items_to_check(datalist, "regions", "checking region images", progress):
-        path = item.get(image_key)
-        if not isinstance(path, (str, Path)):
-            continue
-        array = check_image(path, channels=3, spatial_ndim=2)
-        height, width = array.shape[:2]
-        if image_size is not None and (height, width) != (image_size, image_size):
-            raise ImageFileError(
-                path, f"image size {width}x{height} differs from the expected {image_size}x{image_size}"
-            )
-        for c, name in enumerate(("BSHG", "FSHG", "TPEF")):
-            channel = array[..., c]
-            if np.ptp(channel) == 0:
-                raise ImageFileError(path, f"{name} channel is constant (every pixel {channel.flat[0]}): "
-                                     "a blank or failed acquisition")  # fmt: skip
-    return datalist
+    return check_image_datalist(
+        datalist, image_channels=3, min_size=0, image_key=image_key, progress=progress, image_size=image_size,
+        channel_names=_MODALITIES, what="regions", desc="checking region images",
+    )  # fmt: skip
 
 
 def average_polarisation(folder: str | Path, modality: str, angles: Sequence[int] = POLARISATION_ANGLES) -> np.ndarray:
@@ -252,7 +243,7 @@ def convert_mpm_rois(
         if channels[1].shape != channels[0].shape:
             raise ImageFileError(roi / "FSHG", f"shape {channels[1].shape} differs from BSHG's {channels[0].shape}")
         scaled = []
-        for name, array in zip(("BSHG", "FSHG", "TPEF"), channels + [tpef]):
+        for name, array in zip(_MODALITIES, channels + [tpef]):
             try:
                 scaled.append(scale_modality(array))
             except ValueError as exc:
@@ -260,8 +251,6 @@ def convert_mpm_rois(
         stacks[(section, roi.name)] = np.stack(scaled, -1)
 
     def fill(tmp: Path) -> None:
-        from PIL import Image
-
         with (tmp / "sections.csv").open("w", newline="") as f:
             f.write("section,label\n" + "".join(f"{s},{section_labels[s]}\n" for s in sorted(section_labels)))
         for (section, roi), stack in stacks.items():

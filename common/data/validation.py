@@ -13,50 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
+from ..image_io import NIFTI_SUFFIXES, RASTER_SUFFIXES, image_suffix, read_image_array
 from .errors import DatasetError, ImageFileError
 
-__all__ = ["read_image_array", "check_image", "check_datalist", "check_image_datalist", "spatial_shape"]
-
-NIFTI_SUFFIXES = (".nii", ".nii.gz")
-RASTER_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
-
-
-def _suffix(path: Path) -> str:
-    name = path.name.lower()
-    return ".nii.gz" if name.endswith(".nii.gz") else path.suffix.lower()
-
-
-def read_image_array(path: str | Path) -> np.ndarray:
-    """Read a whole image file into a numpy array (channels last for raster images).
-
-    NIfTI files are read with nibabel, raster images with Pillow; both are fully decoded, so truncated files fail here.
-
-    Raises:
-        ImageFileError: the file is missing, has an unsupported suffix or cannot be decoded.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ImageFileError(path, "file does not exist")
-    suffix = _suffix(path)
-    try:
-        if suffix in NIFTI_SUFFIXES:
-            import nibabel as nib
-
-            return np.asanyarray(nib.load(str(path)).dataobj)
-        if suffix in RASTER_SUFFIXES:
-            from PIL import Image
-
-            with Image.open(path) as img:
-                img.load()
-                return np.asarray(img)
-    except Exception as exc:  # any decoder failure means the same thing to the user
-        raise ImageFileError(path, f"cannot read image ({type(exc).__name__}: {exc})") from exc
-    raise ImageFileError(path, f"unsupported file type '{suffix}' (expected one of {NIFTI_SUFFIXES + RASTER_SUFFIXES})")
+__all__ = ["check_image", "check_datalist", "check_image_datalist", "spatial_shape"]
 
 
 def _channels(array: np.ndarray, path: Path) -> int:
     """Channel count of a raster image (2D arrays are single-channel); 1 for volumes."""
-    if _suffix(path) in NIFTI_SUFFIXES:
+    if image_suffix(path) in NIFTI_SUFFIXES:
         return 1 if array.ndim <= 3 else int(array.shape[-1])
     return 1 if array.ndim == 2 else int(array.shape[-1])
 
@@ -64,7 +29,7 @@ def _channels(array: np.ndarray, path: Path) -> int:
 def spatial_shape(array: np.ndarray, path: str | Path) -> tuple[int, ...]:
     """The spatial shape of an array read from ``path``: ``(H, W)`` for a raster image with channels, else its shape."""
     path = Path(path)
-    if _suffix(path) in RASTER_SUFFIXES and array.ndim == 3:
+    if image_suffix(path) in RASTER_SUFFIXES and array.ndim == 3:
         return tuple(array.shape[:2])
     return tuple(array.shape)
 
@@ -166,7 +131,7 @@ def items_to_check(datalist: Sequence, what: str, desc: str, progress: bool = Tr
     if len(datalist) == 0:
         raise DatasetError(f"the datalist is empty: the dataset folder holds no usable {what}")
     if progress and len(datalist) > 20 and sys.stdout.isatty():  # a bar in a log file is noise
-        from tqdm import tqdm
+        from tqdm import tqdm  # only for a long check on a terminal
 
         return tqdm(datalist, desc=desc, file=sys.stdout, leave=False)
     return datalist
@@ -178,18 +143,35 @@ def check_image_datalist(
     min_size: int = 32,
     image_key: str = "image",
     progress: bool = True,
+    image_size: int | None = None,
+    channel_names: Sequence[str] | None = None,
+    what: str = "images",
+    desc: str = "checking image files",
 ) -> Sequence[Mapping[str, object]]:
-    """Decode and check every image of a classification datalist before anything is written; return it unchanged.
+    """Decode and check every 2D image of a datalist before anything is written; return it unchanged.
 
-    Each image must be readable, 2D with ``image_channels`` channels, at least ``min_size`` pixels on each side,
-    finite and not constant (a constant image carries no information and cannot be intensity-normalised).
-    Items whose image is not a path (arrays handed over by MONAI Label) are skipped.
+    Each image must be readable, 2D with ``image_channels`` channels, at least ``min_size`` pixels on each side
+    (``image_size`` pixels square when given), finite and not constant (a constant image carries no information and
+    cannot be intensity-normalised). With ``channel_names`` no channel may be constant (a blank channel of a
+    multi-modal image is a missing or failed acquisition). Items whose image is not a path (arrays handed over by
+    MONAI Label) are skipped.
+
+    Args:
+        datalist: the items.
+        image_channels: allowed channel count(s).
+        min_size: smallest allowed side in pixels.
+        image_key: the key holding the image path.
+        progress: show a progress bar for a long check on a terminal.
+        image_size: the exact square side every image must have (``None``: any size).
+        channel_names: name of each channel (e.g. modalities), to check each one on its own.
+        what: what the dataset holds, for the error of an empty datalist.
+        desc: the progress bar's label.
 
     Raises:
         DatasetError: empty datalist.
         ImageFileError: the first bad file, named with its problem.
     """
-    for item in items_to_check(datalist, "images", "checking image files", progress):
+    for item in items_to_check(datalist, what, desc, progress):
         path = item.get(image_key)
         if not isinstance(path, (str, Path)):
             continue
@@ -197,6 +179,15 @@ def check_image_datalist(
         height, width = array.shape[:2]
         if min(height, width) < min_size:
             raise ImageFileError(path, f"image size {width}x{height} is below the minimum {min_size}x{min_size}")
-        if np.ptp(array.reshape(-1)) == 0:
+        if image_size is not None and (height, width) != (image_size, image_size):
+            raise ImageFileError(
+                path, f"image size {width}x{height} differs from the expected {image_size}x{image_size}"
+            )
+        if channel_names is None and np.ptp(array.reshape(-1)) == 0:
             raise ImageFileError(path, f"image is constant (every pixel {array.reshape(-1)[0]}): nothing to classify")
+        for c, name in enumerate(channel_names or ()):
+            channel = array[..., c]
+            if np.ptp(channel) == 0:
+                raise ImageFileError(path, f"{name} channel is constant (every pixel {channel.flat[0]}): "
+                                     "a blank or failed acquisition")  # fmt: skip
     return datalist

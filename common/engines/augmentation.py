@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 from ..data.atomic import write_folder_atomically
-from ..data.validation import read_image_array
+from ..image_io import read_image_array
 from ..networks.generative import ConvAutoencoder, WGANCritic, WGANGenerator, check_power_of_two_size
 
 __all__ = [

@@ -35,7 +35,7 @@ from torch import nn
 from torch.optim import Optimizer
 
 from common.distributed import unwrap
-from common.metrics.super_resolution import upsample, write_sr_comparison
+from common.sr_ops import upsample, write_sr_comparison
 
 Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
 

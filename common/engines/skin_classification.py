@@ -168,7 +168,7 @@ class SkinClassificationReport(ProbabilityCollector):
         metrics["roc_threshold"] = threshold
         metrics.update({f"{k}_at_roc": v for k, v in threshold_metrics(scores, positive, threshold).items()})
         if self.test_datalist and all("mask" in i for i in self.test_datalist):
-            from ..data.validation import read_image_array
+            from ..image_io import read_image_array
             from ..metrics.lesion_geometry import lesion_geometry_baselines
 
             masks = [np.asarray(read_image_array(i["mask"])) > 0 for i in self.test_datalist]

@@ -18,8 +18,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 from torch.nn import functional as F
+
+from ..image_io import read_image_array
 
 __all__ = ["fid_between_folders", "frechet_distance", "image_features", "inception_feature_extractor",
            "random_feature_extractor"]  # fmt: skip
@@ -145,7 +148,7 @@ def inception_feature_extractor(weights_path: str | Path) -> nn.Module:
         FileNotFoundError: the file does not exist.
         ValueError: the file does not hold a matching state dict (names the missing or unexpected keys).
     """
-    from torchvision.models import inception_v3
+    from torchvision.models import inception_v3  # slow to import; only the real-Inception FID needs it
 
     path = Path(weights_path)
     if not path.is_file():
@@ -168,10 +171,6 @@ def inception_feature_extractor(weights_path: str | Path) -> nn.Module:
 
 
 def _load_images(paths: Sequence[str | Path], image_size: int | None) -> torch.Tensor:
-    from PIL import Image
-
-    from ..data.validation import read_image_array
-
     arrays = []
     for path in paths:
         array = read_image_array(path)

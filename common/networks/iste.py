@@ -43,6 +43,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..sr_ops import make_coord, validate_scale
+
 __all__ = [
     "ISTE",
     "ISTE_VARIANTS",
@@ -50,8 +52,7 @@ __all__ = [
     "SelfTextureFusion",
     "SwinIREncoder",
     "TextureLearner",
-    "make_coord",
-    "validate_scale",
+    "validate_scale",  # defined in common.sr_ops; bundle configs call it as common.networks.validate_scale
 ]
 
 #: the paper's Table 2 variants (and the LIIF-equivalent peer) as switch settings
@@ -62,23 +63,6 @@ ISTE_VARIANTS: dict[str, dict[str, bool]] = {
     "without_ltd": {"lfi": True, "stf": True, "ltd": False},
     "liif": {"lfi": False, "stf": False, "ltd": False},
 }
-
-
-def make_coord(height: int, width: int, device: torch.device | None = None) -> torch.Tensor:
-    """Centres of the pixels of a ``height x width`` grid in [-1, 1], as ``(height * width, 2)`` (row, column).
-
-    Args:
-        height: number of rows.
-        width: number of columns.
-        device: device of the result.
-
-    Returns:
-        ``coord[i * width + j] = (-1 + (2 i + 1) / height, -1 + (2 j + 1) / width)``.
-    """
-    ys = (torch.arange(height, device=device, dtype=torch.float32) * 2 + 1) / height - 1
-    xs = (torch.arange(width, device=device, dtype=torch.float32) * 2 + 1) / width - 1
-    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
-    return torch.stack([grid_y, grid_x], dim=-1).reshape(-1, 2)
 
 
 # ---- SwinIR-style encoder -------------------------------------------------------------------------------------------
@@ -754,18 +738,3 @@ def _nearest_cells(coords: torch.Tensor, size: int, offset: float) -> tuple[torc
     centres = (torch.arange(size, device=coords.device, dtype=torch.float32) * 2 + 1) / size - 1
     rel = (coords - centres[index]) * torch.tensor(float(size), device=coords.device)
     return index, rel
-
-
-def validate_scale(scale: object, name: str = "scale") -> float:
-    """Return ``scale`` as a float if it is a finite number > 1.
-
-    Raises:
-        ValueError: naming the bad value.
-    """
-    try:
-        value = float(scale)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number > 1 (a magnification such as 2, 3.5 or 4), got {scale!r}") from None
-    if isinstance(scale, bool) or not math.isfinite(value) or value <= 1:
-        raise ValueError(f"{name} must be a number > 1 (a magnification such as 2, 3.5 or 4), got {scale!r}")
-    return value

@@ -25,9 +25,9 @@ from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import MapTransform, Randomizable, Transform
 from monai.utils.type_conversion import convert_to_tensor
+from PIL import Image
 
-from common.metrics.super_resolution import upsample, write_sr_comparison
-from common.networks.iste import make_coord, validate_scale
+from ..sr_ops import make_coord, upsample, validate_scale, write_sr_comparison
 
 __all__ = [
     "ArbitraryScaleDegrade",
@@ -319,8 +319,6 @@ class SaveSuperResolutiond(MapTransform):
         self._count = 0
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:  # noqa: D102
-        from PIL import Image
-
         d = dict(data)
         for key in self.key_iterator(d):
             sr = torch.as_tensor(d[key]).detach().cpu().float().clamp(0, 1)

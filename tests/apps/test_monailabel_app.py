@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from bundle_helpers import BUNDLE_IDS, BUNDLES, ROOT, metadata
 
-from common.data import read_image_array
+from common.image_io import read_image_array
 from common.workflows import discover_bundles, load_config, run_workflow
 
 try:

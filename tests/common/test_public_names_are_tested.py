@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 PACKAGES = ["common.data", "common.transforms", "common.losses", "common.networks", "common.metrics",
-            "common.engines", "common.config", "common.workflows", "common.checks", "common.distributed"]  # fmt: skip
+            "common.engines", "common.config", "common.workflows", "common.checks", "common.distributed",
+            "common.image_io", "common.sr_ops"]  # fmt: skip
 TESTS = Path(__file__).resolve().parent
 
 

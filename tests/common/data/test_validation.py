@@ -13,7 +13,6 @@ from common.data import (
     check_datalist,
     check_image,
     check_image_datalist,
-    read_image_array,
     spatial_shape,
 )
 
@@ -28,28 +27,6 @@ def _png(path: Path, shape=(16, 16), mode="RGB", value: int | None = None) -> Pa
 def _nii(path: Path, data: np.ndarray) -> Path:
     nib.save(nib.Nifti1Image(data, np.eye(4)), str(path))
     return path
-
-
-def test_read_image_array_png_and_nifti(tmp_path: Path):
-    assert read_image_array(_png(tmp_path / "a.png")).shape == (16, 16, 3)
-    assert read_image_array(_nii(tmp_path / "v.nii.gz", np.zeros((4, 5, 6), np.float32))).shape == (4, 5, 6)
-
-
-@pytest.mark.parametrize("suffix", [".png", ".nii.gz"])
-def test_truncated_file_is_named(tmp_path: Path, suffix: str):
-    path = _png(tmp_path / "a.png") if suffix == ".png" else _nii(tmp_path / "v.nii.gz", np.ones((8, 8, 8), np.float32))
-    path.write_bytes(path.read_bytes()[:40])
-    with pytest.raises(ImageFileError, match="cannot read image") as info:
-        read_image_array(path)
-    assert info.value.path == str(path)
-
-
-def test_missing_and_unsupported_files(tmp_path: Path):
-    with pytest.raises(ImageFileError, match="does not exist"):
-        read_image_array(tmp_path / "nope.png")
-    (tmp_path / "x.txt").write_text("hi")
-    with pytest.raises(ImageFileError, match="unsupported file type"):
-        read_image_array(tmp_path / "x.txt")
 
 
 def test_check_image_channels_ndim_nan_values(tmp_path: Path):

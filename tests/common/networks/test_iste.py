@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from common import sr_ops
 from common.networks import (
     ISTE,
     ISTE_VARIANTS,
@@ -10,10 +11,10 @@ from common.networks import (
     SelfTextureFusion,
     SwinIREncoder,
     TextureLearner,
-    make_coord,
     validate_scale,
 )
 from common.networks import iste as iste_module
+from common.sr_ops import make_coord
 
 TINY = {"dim": 8, "depths": (2,), "heads": (2,), "window": 4, "texture_dim": 8, "similarity_dim": 4,
         "decoder_hidden": (8,), "block_size": 8}  # fmt: skip
@@ -26,21 +27,9 @@ def _perturb(net: torch.nn.Module) -> None:
             p.add_(0.05 * torch.randn_like(p))
 
 
-def test_make_coord_is_pixel_centres():
-    coord = make_coord(2, 4)
-    assert coord.shape == (8, 2)
-    torch.testing.assert_close(coord[0], torch.tensor([-0.5, -0.75]))
-    torch.testing.assert_close(coord[-1], torch.tensor([0.5, 0.75]))
-
-
-@pytest.mark.parametrize("value", [1, 0.5, "abc", None, float("nan"), True])
-def test_validate_scale_rejects(value):
-    with pytest.raises(ValueError, match="scale must be a number > 1"):
-        validate_scale(value)
-
-
-def test_validate_scale_accepts_strings_and_floats():
-    assert validate_scale("3.5") == 3.5 and validate_scale(2) == 2.0
+def test_validate_scale_is_the_shared_check_configs_call():
+    # bundle configs call common.networks.validate_scale; the check itself is tested in tests/common/test_sr_ops.py
+    assert validate_scale is sr_ops.validate_scale and validate_scale("3.5") == 3.5
 
 
 def test_encoder_keeps_size_for_any_input():
