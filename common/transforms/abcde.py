@@ -591,6 +591,8 @@ class DebaseABCDEd(Randomizable, MapTransform):
         ValueError: an unknown ``variant`` (the message lists the allowed ones).
     """
 
+    dictionary_only = "reads the image and its lesion mask (``mask_key``) together"
+
     def __init__(
         self,
         keys: KeysCollection = "image",

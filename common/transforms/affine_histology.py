@@ -124,6 +124,8 @@ class HistologyCanvasd(MapTransform):
         keep_original: keep the original channel-first image.
     """
 
+    dictionary_only = "stores each key's canvas transform and size (``<key>_canvas``, ``<key>_size``) beside it"
+
     def __init__(self, keys: tuple[str, ...] = ("image", "fixed"), size: int = 512, keep_original: bool = False):
         super().__init__(keys)
         if size % 8:
@@ -161,6 +163,8 @@ class AffineToOriginald(MapTransform):
         name_key: image whose metadata names the pair (the output becomes a MetaTensor named after the pair, so
             per-case metrics are keyed by it).
     """
+
+    dictionary_only = "combines the predicted affine with the moving and fixed canvases, sizes and landmarks"
 
     def __init__(
         self, keys: str = "pred", output_key: str = "affine", moving_key: str = "image", fixed_key: str = "fixed",
@@ -225,6 +229,8 @@ class SaveAffineOutputsd(MapTransform):
         moving_original_key: the original channel-first moving image.
         fixed_original_key: the original channel-first fixed image.
     """
+
+    dictionary_only = "writes a pair's outputs from its prediction, its moving and fixed images and their names"
 
     def __init__(
         self, keys: str = "affine", output_dir: str = "outputs", moving_key: str = "moving", fixed_key: str = "fixed",
@@ -292,6 +298,8 @@ def pair_stem(moving: object, fixed: object) -> str:
 
 class LoadLandmarksd(MapTransform):
     """Read ANHIR landmark CSVs (keys hold paths) into ``(N, 2)`` float64 tensors (X, Y); missing keys are skipped."""
+
+    dictionary_only = "the array form is common.data.read_landmarks; this one skips keys an item lacks"
 
     def __init__(self, keys: tuple[str, ...] = ("moving_landmarks", "fixed_landmarks")) -> None:
         super().__init__(keys, allow_missing_keys=True)

@@ -302,6 +302,8 @@ class SaveSuperResolutiond(MapTransform):
         method: title of the SR panel.
     """
 
+    dictionary_only = "writes the SR image beside the LR input and the HR reference of the item"
+
     def __init__(
         self,
         keys: KeysCollection = "pred",

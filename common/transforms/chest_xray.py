@@ -60,5 +60,7 @@ class LoadChestXrayd(LoadPathsd):
 
     loader = staticmethod(load_chest_xray)
 
+    dictionary_only = "the array form is load_chest_xray"
+
     def __init__(self, keys: KeysCollection, allow_missing_keys: bool = False) -> None:
         super().__init__(keys, allow_missing_keys=allow_missing_keys)

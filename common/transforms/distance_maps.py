@@ -392,6 +392,8 @@ class SignedDistanceMapd(MapTransform):
         allow_missing_keys: skip samples without the image or points instead of raising ``KeyError``.
     """
 
+    dictionary_only = "draws the item's point annotations on the grid of the image at ``image_key``"
+
     def __init__(
         self,
         image_key: str = "image",

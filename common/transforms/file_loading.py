@@ -30,6 +30,8 @@ class LoadPathsd(MapTransform):
 
     loader: Callable[[str | Path], Any] | None = None
 
+    dictionary_only = "applies any ``loader`` (the array form) to the paths of an item's keys"
+
     def __init__(
         self, keys: KeysCollection, loader: Callable[[str | Path], Any] | None = None, allow_missing_keys: bool = False
     ) -> None:

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from monai.config import KeysCollection
 from monai.data import MetaTensor
-from monai.transforms import MapTransform, Randomizable
+from monai.transforms import MapTransform, Randomizable, Transform
 
 from ..data.errors import ImageFileError
 from ..data.mammography import breast_region_box, read_mammogram_dicom, read_mammogram_png
@@ -35,6 +35,7 @@ __all__ = [
     "BoxesToOriginald",
     "BreastCropd",
     "LoadMammogramd",
+    "RandFactorFromList",
     "RandFactorFromListd",
     "ResizeWithBoxesd",
     "load_mammogram",
@@ -83,6 +84,8 @@ class LoadMammogramd(LoadPathsd):
 
     loader = staticmethod(load_mammogram)
 
+    dictionary_only = "the array form is load_mammogram"
+
     def __init__(self, keys: KeysCollection, allow_missing_keys: bool = False) -> None:
         super().__init__(keys, allow_missing_keys=allow_missing_keys)
 
@@ -107,6 +110,8 @@ class BreastCropd(MapTransform):
         margin: pixels kept around the breast region.
         min_fraction: smallest breast area, as a fraction of the image, before "no breast tissue" is raised.
     """
+
+    dictionary_only = "crops the image and shifts its boxes together"
 
     def __init__(self, keys: KeysCollection, box_keys: KeysCollection = (), margin: int = 8,
                  min_fraction: float = 0.01) -> None:  # fmt: skip
@@ -152,6 +157,8 @@ class ResizeWithBoxesd(MapTransform):
         box_keys: box keys scaled with the image (absent keys are skipped).
     """
 
+    dictionary_only = "resizes the image and scales its boxes together"
+
     def __init__(self, keys: KeysCollection, spatial_size: Sequence[int], box_keys: KeysCollection = ()) -> None:
         super().__init__(keys)
         self.spatial_size = tuple(int(s) for s in spatial_size)
@@ -189,6 +196,8 @@ class BoxesToOriginald(MapTransform):
             inference or MONAI Label, without them).
     """
 
+    dictionary_only = "needs the boxes and the crop and resize recorded in the image's meta data"
+
     def __init__(self, keys: KeysCollection, image_key: str = "image", allow_missing_keys: bool = False) -> None:
         super().__init__(keys, allow_missing_keys)
         self.image_key = image_key
@@ -205,23 +214,24 @@ class BoxesToOriginald(MapTransform):
         return d
 
 
-class RandFactorFromListd(Randomizable, MapTransform):
+class RandFactorFromList(Randomizable, Transform):
     """With probability ``prob``, change contrast or brightness by a factor drawn from a list.
 
     ``contrast``: ``(x - mean) * f + mean``; ``brightness``: ``x * f``. Applied before the z-score, on the values as
     displayed (the paper lists contrast factors [0.4, 0.8, 1.5] and brightness factors [0.3, 0.7, 1.3]).
 
     Args:
-        keys: image keys.
         kind: ``"contrast"`` or ``"brightness"``.
         factors: the factors to draw from (uniformly).
         prob: probability of changing the image.
+
+    Raises:
+        ValueError: an unknown ``kind``, an empty list or a factor <= 0, or ``prob`` outside [0, 1].
     """
 
     KINDS = ("contrast", "brightness")
 
-    def __init__(self, keys: KeysCollection, kind: str, factors: Sequence[float], prob: float = 0.5) -> None:
-        super().__init__(keys)
+    def __init__(self, kind: str, factors: Sequence[float], prob: float = 0.5) -> None:
         if kind not in self.KINDS:
             raise ValueError(f"kind must be one of {self.KINDS}, got {kind!r}")
         if not factors or any(float(f) <= 0 for f in factors):
@@ -239,12 +249,51 @@ class RandFactorFromListd(Randomizable, MapTransform):
         index = self.R.randint(len(self.factors))
         self._factor = self.factors[index] if apply else None
 
+    def __call__(self, image: torch.Tensor, randomize: bool = True) -> torch.Tensor:
+        """Apply a newly drawn factor (or, with ``randomize=False``, the last one drawn) to ``image``."""
+        if randomize:
+            self.randomize()
+        if self._factor is None:
+            return image
+        if self.kind == "contrast":
+            mean = image.mean()
+            return (image - mean) * self._factor + mean
+        return image * self._factor
+
+
+class RandFactorFromListd(Randomizable, MapTransform):
+    """Dictionary twin of :class:`RandFactorFromList`: one factor drawn per item, applied to every key.
+
+    Args:
+        keys: image keys.
+        kind: ``"contrast"`` or ``"brightness"``.
+        factors: the factors to draw from (uniformly).
+        prob: probability of changing the item.
+    """
+
+    KINDS = RandFactorFromList.KINDS
+
+    def __init__(self, keys: KeysCollection, kind: str, factors: Sequence[float], prob: float = 0.5) -> None:
+        super().__init__(keys)
+        self.factor = RandFactorFromList(kind, factors, prob)
+
+    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None):
+        """Seed the array transform, which makes the draws."""
+        super().set_random_state(seed, state)
+        self.factor.set_random_state(seed, state)
+        return self
+
+    def randomize(self, data: Any = None) -> None:
+        """Draw whether to apply and which factor."""
+        self.factor.randomize()
+
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         """Apply the drawn factor to every key (the same factor to all of them)."""
         d = dict(data)
         self.randomize()
-        if self._factor is None:
-            return d
+        for key in self.key_iterator(d):
+            d[key] = self.factor(d[key], randomize=False)
+        return d
         for key in self.key_iterator(d):
             image = d[key]
             if self.kind == "contrast":

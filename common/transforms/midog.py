@@ -22,5 +22,7 @@ class LoadRGBTiffd(LoadPathsd):
 
     loader = staticmethod(load_rgb_tiff)
 
+    dictionary_only = "the array form is common.data.load_rgb_tiff"
+
     def __init__(self, keys: KeysCollection, allow_missing_keys: bool = False) -> None:
         super().__init__(keys, allow_missing_keys=allow_missing_keys)

@@ -22,6 +22,8 @@ class LoadImageIfPresentd(MapTransform):
         kwargs: passed to ``LoadImaged`` (``image_only``, ``reader``, ...).
     """
 
+    dictionary_only = "exists to skip the keys an item lacks; the array form is MONAI's LoadImage"
+
     def __init__(self, keys: KeysCollection, **kwargs: Any) -> None:
         super().__init__(keys, allow_missing_keys=True)
         self.loader = LoadImaged(keys, allow_missing_keys=True, **kwargs)

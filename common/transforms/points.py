@@ -80,6 +80,8 @@ class PointAnnotationd(MapTransform):
         allow_missing_keys: skip samples without the label instead of raising ``KeyError``.
     """
 
+    dictionary_only = "adds the points under ``output_key`` beside the label they are drawn from"
+
     def __init__(
         self,
         keys: KeysCollection = "label",

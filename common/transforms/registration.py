@@ -169,6 +169,8 @@ class PairNamed(MapTransform):
         fixed_key: loaded fixed image.
     """
 
+    dictionary_only = "renames the moving image after its fixed partner"
+
     def __init__(
         self, keys: KeysCollection = ("image",), moving_key: str = "image", fixed_key: str = "fixed",
         allow_missing_keys: bool = True,
@@ -236,6 +238,8 @@ class SaveDeformationGridd(MapTransform):
         spacing: grid spacing in voxels.
         upsample: drawing resolution factor.
     """
+
+    dictionary_only = "names its file from the item's meta data (``meta_key``)"
 
     def __init__(
         self, keys: KeysCollection = ("pred",), output_dir: str | Path = "outputs", output_postfix: str = "grid",

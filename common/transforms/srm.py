@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from monai.config import KeysCollection
 from monai.transforms import MapTransform, Transform
 
-__all__ = ["SuperResolutionStage", "SuperResolutiond", "load_sr_generator"]
+__all__ = ["SuperResolution", "SuperResolutiond", "load_sr_generator"]
 
 
 def load_sr_generator(bundle_root: str | Path) -> torch.nn.Module:
@@ -43,7 +43,7 @@ def load_sr_generator(bundle_root: str | Path) -> torch.nn.Module:
     return generator.eval()
 
 
-class SuperResolutionStage(Transform):
+class SuperResolution(Transform):
     """Array transform: a ``(3, X, Y)`` image in 0..255 super-resolved and area-averaged back to its size.
 
     Args:
@@ -68,7 +68,7 @@ class SuperResolutionStage(Transform):
 
 
 class SuperResolutiond(MapTransform):
-    """Dictionary twin of :class:`SuperResolutionStage`; ``bundle_root`` None makes it the identity (SRM off).
+    """Dictionary twin of :class:`SuperResolution`; ``bundle_root`` None makes it the identity (SRM off).
 
     Args:
         keys: image keys.
@@ -82,7 +82,7 @@ class SuperResolutiond(MapTransform):
         allow_missing_keys: bool = False,
     ) -> None:  # fmt: skip
         super().__init__(keys, allow_missing_keys)
-        self.stage = SuperResolutionStage(load_sr_generator(bundle_root), device) if bundle_root else None
+        self.stage = SuperResolution(load_sr_generator(bundle_root), device) if bundle_root else None
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         """The item with its images restored (unchanged without SRM)."""

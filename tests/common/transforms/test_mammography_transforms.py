@@ -14,6 +14,7 @@ from common.transforms import (
     BoxesToOriginald,
     BreastCropd,
     LoadMammogramd,
+    RandFactorFromList,
     RandFactorFromListd,
     ResizeWithBoxesd,
     load_mammogram,
@@ -109,6 +110,22 @@ def test_factor_from_list_draws_only_listed_factors():
     assert torch.equal(brightness({"image": image})["image"], image)  # prob 0: untouched
     always = RandFactorFromListd("image", "brightness", [0.5], prob=1.0)
     assert torch.allclose(always({"image": image})["image"], image * 0.5)
+
+
+def test_factor_array_and_dictionary_twins_draw_the_same_factors():
+    image = torch.arange(10.0).reshape(1, 2, 5)
+    array = RandFactorFromList("contrast", [0.4, 0.8, 1.5], prob=0.5).set_random_state(3)
+    dictionary = RandFactorFromListd(["image", "other"], "contrast", [0.4, 0.8, 1.5], prob=0.5).set_random_state(3)
+    changed = 0
+    for _ in range(20):
+        expected = array(image)
+        out = dictionary({"image": image, "other": image + 1})
+        assert torch.allclose(out["image"], expected)
+        assert torch.allclose(out["other"] - 1, expected)  # one factor per item, applied to every key
+        changed += not torch.equal(expected, image)
+    assert 0 < changed < 20  # prob 0.5: some items changed, some not
+    kept = array(image, randomize=False)
+    assert torch.equal(kept, array(image, randomize=False))  # randomize=False reuses the last draw
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from common.networks import RRDBGenerator
-from common.transforms import SuperResolutiond, SuperResolutionStage, load_sr_generator
+from common.transforms import SuperResolution, SuperResolutiond, load_sr_generator
 
 
 def test_srm_loads_the_sr_bundles_generator_and_keeps_the_size(tmp_path):
@@ -21,7 +21,7 @@ def test_srm_loads_the_sr_bundles_generator_and_keeps_the_size(tmp_path):
     loaded = load_sr_generator(tmp_path)
     assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), generator.state_dict().values()))
     image = torch.rand(3, 20, 16) * 255
-    out = SuperResolutionStage(loaded)(image)
+    out = SuperResolution(loaded)(image)
     assert out.shape == image.shape and out.min() >= 0 and out.max() <= 255
     assert SuperResolutiond("image", tmp_path)({"image": image})["image"].shape == image.shape
     assert SuperResolutiond("image", None)({"image": image})["image"] is image, "SRM off: identity"
