@@ -9,7 +9,7 @@ selection and NMS), after a warm-up image. Rows: ``source_only`` (FCOS without D
 setting must beat), ``dah``, ``dah_soren``, ``dah_soren_fft``, and ``full`` (+ SRM) when ``--srm-bundle-root`` names
 a trained microscopy_super_resolution bundle root. With several seeds: mean ± standard deviation.
 
-    python benchmarks/mitosis_detection.py [--epochs N] [--seeds 0 1] [--srm-bundle-root DIR] [--workdir DIR]
+    python benchmarks/mitosis_detection.py [--epochs N] [--seeds 0 1] [--srm-bundle-root DIR] [--workdir DIR] [--reuse]
 """
 
 from __future__ import annotations
@@ -32,13 +32,13 @@ COLUMNS = (("f1_at_threshold", "F1"), ("precision_at_threshold", "P"), ("recall_
            ("ap_small", "AP_S"), ("map", "AP50"), ("seconds_per_megapixel", "s/MP"))  # fmt: skip
 
 
-def seconds_per_megapixel(root: Path) -> float:
+def seconds_per_megapixel(root: Path, **overrides) -> float:
     """Tiled inference time over the target images per megapixel (the trained network of ``root``)."""
     import torch
 
     from common.workflows import load_config
 
-    parser = load_config(BUNDLE, "evaluate", bundle_root=str(root))
+    parser = load_config(BUNDLE, "evaluate", bundle_root=str(root), **overrides)
     network = parser.get_parsed_content("network")
     network.load_state_dict(torch.load(root / "models" / "model.pt", map_location="cpu", weights_only=True))
     detector = parser.get_parsed_content("detector")
@@ -57,20 +57,29 @@ def seconds_per_megapixel(root: Path) -> float:
     return seconds / megapixels
 
 
-def run(method: str, seed: int, epochs: int, workdir: Path, sample: Path, srm_root: str | None) -> dict:
-    """Train one row with one seed, evaluate it on the target scanner; return its figures."""
+def run(method: str, seed: int, epochs: int, workdir: Path, sample: Path, srm_root: str | None,
+        reuse: bool = False) -> dict:  # fmt: skip
+    """Train one row with one seed, evaluate it on the target scanner; return its figures.
+
+    With ``reuse``, a row whose folder already holds ``eval/metrics.json`` is not trained again (its s/MP is
+    measured again, its training time is not known).
+    """
     from common.workflows import read_metrics, run_workflow
 
     root = workdir / f"{method}_seed{seed}"
-    extra = {"srm_bundle_root": srm_root} if method == "full" else {}
-    with stopwatch() as watch:
-        run_workflow(BUNDLE, "train", quiet=True, bundle_root=str(root), dataset_dir=str(sample), seed=seed,
-                     max_epochs=epochs, resume=False, method=method, **extra)  # fmt: skip
-    train_seconds = watch.seconds
-    run_workflow(BUNDLE, "evaluate", quiet=True, bundle_root=str(root), dataset_dir=str(sample), n_resamples=0)
+    extra = {"srm_bundle_root": srm_root} if method == "full" else {}  # evaluate needs it too: it is not recorded
+    train_seconds = None
+    if not (reuse and (root / "eval" / "metrics.json").is_file()):
+        with stopwatch() as watch:
+            run_workflow(BUNDLE, "train", quiet=True, bundle_root=str(root), dataset_dir=str(sample), seed=seed,
+                         max_epochs=epochs, resume=False, method=method, **extra)  # fmt: skip
+        train_seconds = watch.seconds
+        run_workflow(BUNDLE, "evaluate", quiet=True, bundle_root=str(root), dataset_dir=str(sample), n_resamples=0,
+                     **extra)  # fmt: skip
     metrics = read_metrics(root / "eval" / "metrics.json")["metrics"]
-    (root / "sample_data").symlink_to(sample, target_is_directory=True)
-    metrics["seconds_per_megapixel"] = seconds_per_megapixel(root)
+    if not (root / "sample_data").exists():
+        (root / "sample_data").symlink_to(sample, target_is_directory=True)
+    metrics["seconds_per_megapixel"] = seconds_per_megapixel(root, **extra)
     metrics["train_seconds"] = train_seconds
     return metrics
 
@@ -90,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: D103
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--srm-bundle-root", default=None, help="trained microscopy_super_resolution bundle root")
     parser.add_argument("--workdir", default=None)
+    parser.add_argument("--reuse", action="store_true", help="keep rows whose folder holds eval/metrics.json")
     args = parser.parse_args(argv)
     from common.data import write_midog_sample
 
@@ -97,7 +107,10 @@ def main(argv: list[str] | None = None) -> int:  # noqa: D103
     sample = write_midog_sample(workdir / "sample_data", seed=0, source_images=20, target_images=10, image_size=256,
                                 overwrite=True)  # fmt: skip
     methods = [m for m in METHODS if m != "full" or args.srm_bundle_root]
-    results = {m: [run(m, s, args.epochs, workdir, sample, args.srm_bundle_root) for s in args.seeds] for m in methods}
+    results = {
+        m: [run(m, s, args.epochs, workdir, sample, args.srm_bundle_root, args.reuse) for s in args.seeds]
+        for m in methods
+    }
     (workdir / "results.json").write_text(json.dumps(results, indent=1, default=float))
     print(
         f"\nTable VI on the sample (target scanner aperio_cs2, unsupervised; {args.epochs} epochs, seeds {args.seeds})"
