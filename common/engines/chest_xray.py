@@ -35,8 +35,8 @@ from ..data.chest_xray import read_chest_xray
 from ..losses.colorization import ColorizationDiscriminatorLoss, ColorizationGeneratorLoss
 from ..networks.cawe import CAWEClassifier
 from ..networks.colorization import ColorizationDiscriminator, ColorizationGenerator
-from .detection import _items, _output_items, _stem, _write_text_atomic
-from .metrics_report import write_json_atomic
+from .detection import _items, _output_items, _stem
+from .metrics_report import write_json_atomic, write_text_atomic
 
 __all__ = [
     "COLORIZATION_IMAGES",
@@ -483,7 +483,7 @@ class RSNASubmissionWriter:
         writer.writerow(["patientId", "PredictionString"])
         writer.writerows(self.rows)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        return _write_text_atomic(self.path, buffer.getvalue())
+        return write_text_atomic(self.path, buffer.getvalue())
 
 
 def plot_froc(metrics_path: str | Path, png_path: str | Path, max_fppi: float = 4.5) -> Path:

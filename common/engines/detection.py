@@ -36,8 +36,6 @@ import csv
 import io
 import logging
 import math
-import os
-import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -50,6 +48,7 @@ from monai.engines import Evaluator, Trainer
 from monai.engines.utils import IterationEvents, default_metric_cmp_fn
 from monai.utils import ForwardMode, min_version, optional_import
 
+from ..distributed import is_main_process
 from ..metrics.detection import (
     aufc,
     best_f1_threshold,
@@ -60,7 +59,7 @@ from ..metrics.detection import (
     precision_recall_f1,
     sensitivity_at_fppi,
 )
-from .metrics_report import summary_table, write_json_atomic
+from .metrics_report import json_number, summary_table, write_json_atomic, write_text_atomic
 
 Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
 Metric, _ = optional_import("ignite.metrics", "0.4.11", min_version, "Metric")
@@ -162,28 +161,6 @@ def _gather(objects: list[Any]) -> list[Any]:
     gathered: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(gathered, objects)
     return [o for part in gathered for o in part]
-
-
-def _is_main_process() -> bool:
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
-
-
-def _round(value: Any) -> float | None:
-    return None if value is None or not math.isfinite(float(value)) else round(float(value), 6)
-
-
-def _write_text_atomic(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _autocast(enabled: bool, device: torch.device, kwargs: Mapping[str, Any]) -> Any:
@@ -675,9 +652,9 @@ def _froc_points(froc: Any) -> list[dict[str, float | None]]:
     keep = [k for k in range(n) if k == 0 or k == n - 1 or not froc.sensitivity[k] <= froc.sensitivity[k - 1]]
     return [
         {
-            "fppi": _round(froc.fppi[k]),
-            "sensitivity": _round(froc.sensitivity[k]),
-            "threshold": _round(froc.thresholds[k]),
+            "fppi": json_number(froc.fppi[k]),
+            "sensitivity": json_number(froc.sensitivity[k]),
+            "threshold": json_number(froc.thresholds[k]),
         }
         for k in keep
     ]
@@ -875,9 +852,9 @@ class DetectionReport:
                 result = patient_bootstrap(
                     images, lambda r, n=name: values(r)[n], self.n_resamples, self.seed, self.level
                 )
-                intervals[name] = [_round(v) for v in result.ci]
+                intervals[name] = [json_number(v) for v in result.ci]
         return {
-            "metrics": {k: _round(v) for k, v in metrics.items()},
+            "metrics": {k: json_number(v) for k, v in metrics.items()},
             "confidence_intervals": intervals,
             "froc": _froc_points(froc),
         }
@@ -885,7 +862,7 @@ class DetectionReport:
     def __call__(self, engine: Any) -> None:
         """Gather the epoch's images, compute the report and write it (rank 0)."""
         records = _gather(self.records)
-        if not _is_main_process():
+        if not is_main_process():
             return
         if not records:
             engine.logger.warning(f"DetectionReport: no image was evaluated; {self.path} not written")
@@ -918,7 +895,7 @@ class DetectionReport:
                 "num_clusters": n,
                 "num_predictions": len(r["pred_scores"]),
                 "num_predictions_at_threshold": int((r["pred_scores"] >= self.score_threshold).sum()),
-                "max_score": _round(r["pred_scores"].max()) if len(r["pred_scores"]) else None,
+                "max_score": json_number(r["pred_scores"].max()) if len(r["pred_scores"]) else None,
             }
             for r, n in zip(records, n_gt)
         }
@@ -1045,7 +1022,7 @@ class DetectionWriter:
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(["image", "x1", "y1", "x2", "y2", "label", "score"])
         writer.writerows(self.rows)
-        return _write_text_atomic(self.csv_path, buffer.getvalue())
+        return write_text_atomic(self.csv_path, buffer.getvalue())
 
     def __call__(self, engine: Any) -> None:
         """Write the JSON and overlay of every image of the iteration, and keep its CSV rows."""

@@ -37,9 +37,8 @@ from .detection import (
     _plain,
     _stem,
     _vector,
-    _write_text_atomic,
 )
-from .metrics_report import write_json_atomic
+from .metrics_report import write_json_atomic, write_text_atomic
 
 Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
 
@@ -372,5 +371,5 @@ def detect_whole_slides(
         written.append(write_json_atomic(out / f"{_stem(found['image'])}.json", record))
         for box, label, score in zip(found["box"], found["label"], found["score"]):
             rows.append(",".join([found["image"], *(f"{v:g}" for v in box), str(int(label)), f"{float(score):g}"]))
-    written.append(_write_text_atomic(out / "detections.csv", "\n".join(rows) + "\n"))
+    written.append(write_text_atomic(out / "detections.csv", "\n".join(rows) + "\n"))
     return written

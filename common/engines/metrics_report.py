@@ -15,24 +15,44 @@ from monai.utils import min_version, optional_import
 
 Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
 
-__all__ = ["MetricsReport", "write_json_atomic", "summary_table"]
+__all__ = ["MetricsReport", "json_number", "summary_table", "write_json_atomic", "write_text_atomic"]
 
 
-def write_json_atomic(path: str | Path, payload: Any) -> Path:
-    """Write JSON to ``path`` through a temporary file, so readers never see a half-written file."""
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file, so readers never see a half-written file.
+
+    Args:
+        path: the destination (its folder is created).
+        text: the whole content; written as given (``newline=""``: a CSV's line ends are kept).
+
+    Returns:
+        ``path``.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=2, allow_nan=False, default=str)
-            f.write("\n")
+        with os.fdopen(fd, "w", newline="") as f:
+            f.write(text)
         os.chmod(tmp, 0o644)  # mkstemp makes files private; reports are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_json_atomic(path: str | Path, payload: Any) -> Path:
+    """Write JSON to ``path`` through a temporary file (:func:`write_text_atomic`); NaN and infinity are refused."""
+    return write_text_atomic(path, json.dumps(payload, indent=2, allow_nan=False, default=str) + "\n")
+
+
+def json_number(value: Any) -> float | None:
+    """A metric as JSON can hold it: rounded to 6 decimals, ``None`` for a missing, NaN or infinite value.
+
+    JSON has no NaN: undefined values (HD95 of an empty prediction, an AUC with one class) become null.
+    """
+    return None if value is None or not math.isfinite(float(value)) else round(float(value), 6)
 
 
 def summary_table(metrics: dict[str, Any], num_cases: int, path: str | Path, limit: int = 12) -> str:
@@ -57,16 +77,11 @@ def summary_table(metrics: dict[str, Any], num_cases: int, path: str | Path, lim
     return "\n".join(lines)
 
 
-def _clean(value: float) -> float | None:
-    """JSON has no NaN: undefined values (for example HD95 of an empty prediction) become null."""
-    return None if value is None or not math.isfinite(value) else round(float(value), 6)
-
-
 def _summary(column: torch.Tensor) -> dict[str, float | int | None]:
     finite = column[torch.isfinite(column)]
     return {
-        "mean": _clean(finite.mean().item()) if finite.numel() else None,
-        "std": _clean(finite.std(unbiased=False).item()) if finite.numel() else None,
+        "mean": json_number(finite.mean().item()) if finite.numel() else None,
+        "std": json_number(finite.std(unbiased=False).item()) if finite.numel() else None,
         "n": int(finite.numel()),
         "n_undefined": int(column.numel() - finite.numel()),
     }
@@ -127,13 +142,15 @@ class MetricsReport:
         for name, value in engine.state.metrics.items():
             if isinstance(value, torch.Tensor):
                 value = value.tolist()
-            report["metrics"][name] = _clean(value) if isinstance(value, (int, float)) else value
+            report["metrics"][name] = json_number(value) if isinstance(value, (int, float)) else value
         for name, details in getattr(engine.state, "metric_details", {}).items():
             details = torch.as_tensor(details, dtype=torch.float64).reshape(len(self._cases) or -1, -1)
             columns = self._columns(details.shape[1])
             report["per_class"][name] = {c: _summary(details[:, i]) for i, c in enumerate(columns)}
             for case, row in zip(self._cases, details.tolist()):
-                report["cases"].setdefault(Path(case).name, {})[name] = {c: _clean(v) for c, v in zip(columns, row)}
+                report["cases"].setdefault(Path(case).name, {})[name] = {
+                    c: json_number(v) for c, v in zip(columns, row)
+                }
         report["num_cases"] = len(self._cases)
         write_json_atomic(self.path, report)
         engine.logger.info(summary_table(report["metrics"], report["num_cases"], self.path))

@@ -22,7 +22,7 @@ from monai.utils import min_version, optional_import
 
 from ..metrics.ood import MultiLevelRule, auc_after_rejection, bootstrap_ci, fpr_at_threshold, fpr_at_tpr, roc_auc
 from .classification_outputs import source_names
-from .metrics_report import write_json_atomic
+from .metrics_report import json_number, write_json_atomic
 from .ood_evaluation import OOD_METHODS, fit_ood_thresholds, load_ensemble, method_id_scores, ood_flags, score_datalist
 
 Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
@@ -30,10 +30,6 @@ Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
 __all__ = ["OODEvaluationReport", "OODInferenceWriter"]
 
 logger = logging.getLogger(__name__)
-
-
-def _round(value: float) -> float | None:
-    return None if value is None or not math.isfinite(float(value)) else round(float(value), 6)
 
 
 def _macro_auc(labels: np.ndarray, probs: np.ndarray) -> float:
@@ -163,7 +159,7 @@ class OODEvaluationReport:
                     row[f"id_test_kept{int(round(keep * 100))}"] = fpr_at_threshold(
                         id_score, thresholds["methods"][method][str(keep)]
                     )
-                table[method][name] = {key: _round(v) for key, v in row.items()}
+                table[method][name] = {key: json_number(v) for key, v in row.items()}
                 for key, value in row.items():
                     metrics[f"{method}/{name}/{key}"] = value
         rejection = self._rejection(test, test_ids, thresholds, labels)
@@ -175,12 +171,12 @@ class OODEvaluationReport:
                 "label": self.class_names[labels[i]],
                 "predicted": self.class_names[int(test["probabilities"][i].argmax())],
                 "correct": float(test["probabilities"][i].argmax() == labels[i]),
-                "probabilities": {c: _round(p) for c, p in zip(self.class_names, test["probabilities"][i])},
-                "scores": {m: _round(s[i]) for m, s in test_ids.items()},
+                "probabilities": {c: json_number(p) for c, p in zip(self.class_names, test["probabilities"][i])},
+                "scores": {m: json_number(s[i]) for m, s in test_ids.items()},
                 "in_distribution": {f"{m}@{keep}": bool(f[m][i]) for keep, f in flags.items() for m in f},
             }
         report = {
-            "metrics": {key: _round(v) for key, v in metrics.items()},
+            "metrics": {key: json_number(v) for key, v in metrics.items()},
             "ood": table,
             "rejection": rejection,
             "thresholds": {m: v for m, v in thresholds["methods"].items()},
@@ -211,7 +207,8 @@ class OODEvaluationReport:
                     low, high = bootstrap_ci(lambda a, _b: auc_after_rejection(a[:, 0], a[:, 1]), stacked,
                                              np.zeros(1), self.num_bootstrap, self.seed)  # fmt: skip
                 rows[f"leave_out_{int(round((1 - keep) * 100))}"] = {
-                    "auc": _round(auc), "ci_low": _round(low), "ci_high": _round(high), "kept": int(mask.sum())
+                    "auc": json_number(auc), "ci_low": json_number(low), "ci_high": json_number(high),
+                    "kept": int(mask.sum()),
                 }  # fmt: skip
             result[method] = rows
         return result
@@ -221,7 +218,7 @@ class OODEvaluationReport:
         report = self.compute()
         for name, value in engine.state.metrics.items():
             if isinstance(value, (int, float)):
-                report["metrics"][name] = _round(value)
+                report["metrics"][name] = json_number(value)
         write_json_atomic(self.path, report)
         engine.logger.info(f"metrics written to {self.path}")
 
@@ -307,12 +304,12 @@ class OODInferenceWriter:
             probs = scores["probabilities"][i]
             record = {
                 "image": name,
-                "probabilities": {c: _round(p) for c, p in zip(self.class_names, probs)},
+                "probabilities": {c: json_number(p) for c, p in zip(self.class_names, probs)},
                 "predicted_class": self.class_names[int(probs.argmax())],
-                "scores": {m: _round(s[i]) for m, s in ids.items()},
+                "scores": {m: json_number(s[i]) for m, s in ids.items()},
                 "score_convention": "higher = in-distribution (energy: -E; ensemble: minus the uncertainty; "
                 "energy_multilevel: min over exits of the calibration CDF)",
-                "thresholds": {m: _round(self.thresholds["methods"][m][str(self.keep)]) for m in flags},
+                "thresholds": {m: json_number(self.thresholds["methods"][m][str(self.keep)]) for m in flags},
                 "in_distribution_by_method": {m: bool(f[i]) for m, f in flags.items()},
                 "flag_method": self.flag_method,
                 "keep": self.keep,
@@ -320,7 +317,7 @@ class OODInferenceWriter:
             }
             if "ensemble_probabilities" in scores:
                 record["ensemble_probabilities"] = {
-                    c: _round(p) for c, p in zip(self.class_names, scores["ensemble_probabilities"][i])
+                    c: json_number(p) for c, p in zip(self.class_names, scores["ensemble_probabilities"][i])
                 }
             # the parent folder (class or OOD set) keeps names from different folders apart
             source = Path(name)

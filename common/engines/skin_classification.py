@@ -24,7 +24,7 @@ from PIL import Image
 from ..metrics.binary_classification import binary_auroc
 from ..metrics.classification_report import multiclass_summary, roc_optimal_threshold, threshold_metrics
 from .classification_outputs import ProbabilityCollector, output_probabilities, source_names
-from .metrics_report import write_json_atomic
+from .metrics_report import json_number, write_json_atomic
 
 Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
 
@@ -86,10 +86,6 @@ class ResumableEarlyStopHandler(EarlyStopHandler):
                 f"without improvement, patience {self.patience}); nothing to do (a larger --patience continues it)"
             )
             trainer.terminate(skip_completed=True)
-
-
-def _round(value: float) -> float | None:
-    return None if value is None or not np.isfinite(value) else round(float(value), 6)
 
 
 @torch.no_grad()
@@ -194,7 +190,7 @@ class SkinClassificationReport(ProbabilityCollector):
             for name, p, y in zip(self.cases, probs, labels)
         }
         report = {
-            "metrics": {k: _round(v) for k, v in metrics.items()},
+            "metrics": {k: json_number(v) for k, v in metrics.items()},
             "class_counts": {self.class_names[k]: int(n) for k, n in enumerate(np.bincount(labels)) if n},
             "cases": cases,
             "num_cases": len(labels),

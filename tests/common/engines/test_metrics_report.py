@@ -9,7 +9,7 @@ import pytest
 import torch
 from monai.data import MetaTensor
 
-from common.engines import MetricsReport, summary_table, write_json_atomic
+from common.engines import MetricsReport, json_number, summary_table, write_json_atomic, write_text_atomic
 
 
 class _Engine:
@@ -61,3 +61,17 @@ def test_summary_table_shows_a_few_scalars_and_points_to_the_rest():
     assert table[0] == "7 cases; metrics written to /out/metrics.json"
     assert table[1:4] == ["  m0  0.0000", "  m1  0.1000", "  m2  0.2000"]
     assert table[4] == "  ... 19 more in metrics.json"
+
+
+def test_json_number_rounds_and_turns_undefined_into_null():
+    assert json_number(1 / 3) == 0.333333 and json_number(torch.tensor(2.0)) == 2.0
+    assert json_number(None) is None and json_number(math.nan) is None and json_number(-math.inf) is None
+
+
+def test_write_text_atomic_keeps_line_ends_and_leaves_no_temporary(tmp_path: Path):
+    path = write_text_atomic(tmp_path / "out" / "boxes.csv", "a,b\r\n1,2\r\n")
+    assert path.read_bytes() == b"a,b\r\n1,2\r\n" and oct(path.stat().st_mode & 0o777) == "0o644"
+    assert [p.name for p in path.parent.iterdir()] == ["boxes.csv"]
+    with pytest.raises(ValueError):
+        write_json_atomic(tmp_path / "out" / "bad.json", {"x": math.nan})  # JSON has no NaN
+    assert [p.name for p in path.parent.iterdir()] == ["boxes.csv"]
