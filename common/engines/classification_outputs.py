@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from ignite.engine import Events
 
-__all__ = ["ProbabilityCollector", "output_labels", "output_probabilities", "source_names"]
+from ..image_io import image_suffix
+from .metrics_report import write_json_atomic
+
+__all__ = ["PerCaseWriter", "ProbabilityCollector", "batch_images", "output_labels", "output_probabilities",
+           "source_names"]  # fmt: skip
 
 
 def source_names(batch: Any, count: int) -> list[str]:
@@ -22,6 +27,12 @@ def source_names(batch: Any, count: int) -> list[str]:
     if isinstance(names, (list, tuple)) and len(names) == count and all(isinstance(n, str) for n in names):
         return [str(n) for n in names]
     return [f"region_{k}" for k in range(count)]
+
+
+def batch_images(batch: Any, key: str = "image") -> torch.Tensor:
+    """The network inputs of a collated (mapping) or decollated (list of items) batch, as one ``(B, ...)`` tensor."""
+    images = batch[key] if isinstance(batch, Mapping) else torch.stack([b[key] for b in batch])
+    return torch.as_tensor(images)
 
 
 def output_probabilities(output: Any) -> list[np.ndarray]:
@@ -74,3 +85,44 @@ class ProbabilityCollector:
 
     def __call__(self, engine: Any) -> None:  # noqa: D102
         raise NotImplementedError
+
+
+class PerCaseWriter:
+    """Base of evaluator handlers that write one JSON record per input image after every iteration.
+
+    A subclass yields ``(source name, record)`` pairs from :meth:`records`; the base names each file after its
+    source (:meth:`case_stem`) and writes it atomically into ``output_dir``. Files a subclass adds beside the
+    record (a picture) use the same stem.
+
+    Args:
+        output_dir: output folder.
+        class_names: class names in channel (logit) order.
+        parent_in_name: prefix the source's folder name (``<folder>_<stem>``), for datasets whose file names repeat
+            across folders (a class folder, a tissue section).
+    """
+
+    def __init__(self, output_dir: str | Path, class_names: Sequence[str], parent_in_name: bool = True) -> None:
+        self.output_dir = Path(output_dir)
+        self.class_names = list(class_names)
+        self.parent_in_name = parent_in_name
+
+    def attach(self, engine: Any) -> None:
+        """Write after every iteration of ``engine``."""
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self)
+
+    def case_stem(self, name: str) -> str:
+        """The output file stem of a source: its name without the image suffix (``.nii.gz`` counted as one)."""
+        source = Path(name)
+        suffix = image_suffix(source)
+        stem = source.name[: -len(suffix)] if suffix and source.name.lower().endswith(suffix) else source.name
+        return f"{source.parent.name}_{stem}" if self.parent_in_name else stem
+
+    def records(self, engine: Any) -> Iterable[tuple[str, dict[str, Any]]]:
+        """``(source name, JSON record)`` of every item of the iteration's batch."""
+        raise NotImplementedError
+
+    def __call__(self, engine: Any) -> None:
+        """Write the record of every item of the iteration's batch."""
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        for name, record in self.records(engine):
+            write_json_atomic(self.output_dir / f"{self.case_stem(name)}.json", record)

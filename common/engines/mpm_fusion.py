@@ -19,10 +19,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from ignite.engine import Events
 
 from ..metrics.binary_classification import binary_classification_summary
-from .classification_outputs import ProbabilityCollector, output_probabilities, source_names
+from .classification_outputs import PerCaseWriter, ProbabilityCollector, output_probabilities, source_names
 from .metrics_report import write_json_atomic
 from .training import TrainingCheckpoints
 
@@ -215,7 +214,7 @@ class MPMClassificationReport(ProbabilityCollector):
                            f"metrics written to {self.path}")  # fmt: skip
 
 
-class ClassProbabilityWriter:
+class ClassProbabilityWriter(PerCaseWriter):
     """Evaluator handler writing one ``<section>_<region>.json`` per input from the post-processed ``pred``.
 
     Each file: ``{"image", "class_scores": {class: s}, "class_scores_note", "predicted_class"}``.
@@ -226,28 +225,21 @@ class ClassProbabilityWriter:
     Args:
         output_dir: output folder.
         class_names: class names in channel order.
-    """  # noqa: D205
+    """
 
     def __init__(self, output_dir: str | Path, class_names: Sequence[str] = ("FA", "FTC")) -> None:
-        self.output_dir = Path(output_dir)
-        self.class_names = list(class_names)
+        super().__init__(output_dir, class_names, parent_in_name=True)
 
-    def attach(self, engine: Any) -> None:
-        """Write after every iteration of ``engine``."""
-        engine.add_event_handler(Events.ITERATION_COMPLETED, self)
-
-    def __call__(self, engine: Any) -> None:
-        """Write the JSON of every item of the iteration's batch."""
+    def records(self, engine: Any):
+        """One record per item: the class scores and the predicted class."""
         probs = output_probabilities(engine.state.output)
-        names = source_names(engine.state.batch, len(probs))
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        for name, p in zip(names, probs):
-            source = Path(name)
-            record = {
-                "image": name,
-                "class_scores": {c: float(v) for c, v in zip(self.class_names, p)},
-                "class_scores_note": CLASS_SCORES_NOTE,
-                "predicted_class": self.class_names[int(np.argmax(p))],
-            }
-            stem = source.name.split(".", 1)[0]
-            write_json_atomic(self.output_dir / f"{source.parent.name}_{stem}.json", record)
+        for name, p in zip(source_names(engine.state.batch, len(probs)), probs):
+            yield (
+                name,
+                {
+                    "image": name,
+                    "class_scores": {c: float(v) for c, v in zip(self.class_names, p)},
+                    "class_scores_note": CLASS_SCORES_NOTE,
+                    "predicted_class": self.class_names[int(np.argmax(p))],
+                },
+            )

@@ -21,7 +21,7 @@ import torch
 from monai.utils import min_version, optional_import
 
 from ..metrics.ood import MultiLevelRule, auc_after_rejection, bootstrap_ci, fpr_at_threshold, fpr_at_tpr, roc_auc
-from .classification_outputs import source_names
+from .classification_outputs import PerCaseWriter, batch_images, source_names
 from .metrics_report import json_number, write_json_atomic
 from .ood_evaluation import OOD_METHODS, fit_ood_thresholds, load_ensemble, method_id_scores, ood_flags, score_datalist
 
@@ -223,7 +223,7 @@ class OODEvaluationReport:
         engine.logger.info(f"metrics written to {self.path}")
 
 
-class OODInferenceWriter:
+class OODInferenceWriter(PerCaseWriter):
     """Evaluator handler writing one JSON per image: class probabilities, every OOD score and the ID flag.
 
     At each iteration it re-runs the batch's preprocessed images through ``forward_exits`` (and the ensemble),
@@ -254,10 +254,9 @@ class OODInferenceWriter:
     ) -> None:
         if flag_method not in OOD_METHODS:
             raise ValueError(f"flag_method must be one of {OOD_METHODS}, got '{flag_method}'")
+        super().__init__(output_dir, class_names, parent_in_name=True)  # the class or OOD-set folder
         self.network = network
         self.thresholds_path = Path(thresholds_path)
-        self.output_dir = Path(output_dir)
-        self.class_names = list(class_names)
         self.flag_method = flag_method
         self.keep = keep
         self.ensemble_dir = ensemble_dir
@@ -285,22 +284,19 @@ class OODInferenceWriter:
         if self.ensemble_dir and self.member_factory:
             self.members = load_ensemble(self.ensemble_dir, self.member_factory, self.device)
 
-    def __call__(self, engine: Any) -> None:
-        """Score the iteration's images and write one JSON per image."""
+    def records(self, engine: Any):
+        """Score the iteration's images: one record per image with its probabilities, OOD scores and flags."""
         if self.thresholds is None:
             self._load()
         batch = engine.state.batch
-        images = batch["image"] if isinstance(batch, Mapping) else torch.stack([b["image"] for b in batch])
-        images = torch.as_tensor(images).to(self.device)
+        images = batch_images(batch).to(self.device)
         temperature = float(self.thresholds["temperature"])
         scores = score_datalist(self.network, self.members, [{"image": x} for x in images], lambda d: d,
                                 self.device, temperature)  # fmt: skip
         rule = MultiLevelRule(np.asarray(self.thresholds["calibration_energy"]))
         ids = method_id_scores(scores, rule)
         flags = ood_flags(scores, self.thresholds, self.keep)
-        names = source_names(batch, len(images))
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        for i, name in enumerate(names):
+        for i, name in enumerate(source_names(batch, len(images))):
             probs = scores["probabilities"][i]
             record = {
                 "image": name,
@@ -319,6 +315,4 @@ class OODInferenceWriter:
                 record["ensemble_probabilities"] = {
                     c: json_number(p) for c, p in zip(self.class_names, scores["ensemble_probabilities"][i])
                 }
-            # the parent folder (class or OOD set) keeps names from different folders apart
-            source = Path(name)
-            write_json_atomic(self.output_dir / f"{source.parent.name}_{source.name.rsplit('.', 1)[0]}.json", record)
+            yield name, record

@@ -23,7 +23,13 @@ from PIL import Image
 
 from ..metrics.binary_classification import binary_auroc
 from ..metrics.classification_report import multiclass_summary, roc_optimal_threshold, threshold_metrics
-from .classification_outputs import ProbabilityCollector, output_probabilities, source_names
+from .classification_outputs import (
+    PerCaseWriter,
+    ProbabilityCollector,
+    batch_images,
+    output_probabilities,
+    source_names,
+)
 from .metrics_report import json_number, write_json_atomic
 
 Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
@@ -234,7 +240,7 @@ def gradcam_overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.45) ->
     return (np.concatenate([rgb, blend], 1) * 255).round().astype(np.uint8)
 
 
-class GradCAMWriter:
+class GradCAMWriter(PerCaseWriter):
     """Inference handler writing, per input, ``<name>.json`` and ``<name>_gradcam.png``.
 
     ``<name>.json`` holds the class probabilities and the predicted class, ``<name>_gradcam.png`` the network input
@@ -261,17 +267,12 @@ class GradCAMWriter:
         explain_class: int | None = None,
         image_key: str = "image",
     ) -> None:
+        super().__init__(output_dir, class_names, parent_in_name=False)
         self.network = network
         self.target_layer = target_layer
-        self.output_dir = Path(output_dir)
-        self.class_names = list(class_names)
         self.explain_class = explain_class
         self.image_key = image_key
         self._cam = None
-
-    def attach(self, engine: Any) -> None:
-        """Write after every iteration of ``engine``."""
-        engine.add_event_handler(Events.ITERATION_COMPLETED, self)
 
     def cam(self, images: torch.Tensor, class_index: int) -> np.ndarray:
         """Grad-CAM maps ``(B, H, W)`` in [0, 1] of ``class_index`` for a batch of network inputs."""
@@ -284,30 +285,27 @@ class GradCAMWriter:
             heat = self._cam(images.detach().clone().requires_grad_(True), class_idx=class_index)
         return heat[:, 0].detach().cpu().numpy()
 
-    def __call__(self, engine: Any) -> None:
-        """Write the JSON and the Grad-CAM picture of every item of the iteration's batch."""
+    def records(self, engine: Any):
+        """One record per item (probabilities, predicted and explained class); writes its Grad-CAM picture beside it."""
         probs = output_probabilities(engine.state.output)
         names = source_names(engine.state.batch, len(probs))
-        batch = engine.state.batch
-        images = (
-            batch[self.image_key] if isinstance(batch, Mapping) else torch.stack([b[self.image_key] for b in batch])
-        )
-        images = torch.as_tensor(images).to(next(self.network.parameters()).device)
+        images = batch_images(engine.state.batch, self.image_key).to(next(self.network.parameters()).device)
         self.output_dir.mkdir(parents=True, exist_ok=True)
         for k, (name, p) in enumerate(zip(names, probs)):
             predicted = int(np.argmax(p))
             explained = predicted if self.explain_class is None else int(self.explain_class)
             heat = self.cam(images[k : k + 1].as_subclass(torch.Tensor), explained)[0]
-            stem = Path(name).name.split(".", 1)[0]
-            record = {
-                "image": name,
-                "probabilities": {c: float(v) for c, v in zip(self.class_names, p)},
-                "predicted_class": self.class_names[predicted],
-                "gradcam_class": self.class_names[explained],
-            }
-            write_json_atomic(self.output_dir / f"{stem}.json", record)
             image = np.swapaxes(images[k].detach().cpu().numpy(), 1, 2)  # MONAI's (C, W, H) -> (C, H, W)
-            picture = gradcam_overlay(image, heat.T)
+            stem = self.case_stem(name)
             tmp = self.output_dir / f".{stem}_gradcam.png.tmp"
-            Image.fromarray(picture).save(tmp, format="PNG")
+            Image.fromarray(gradcam_overlay(image, heat.T)).save(tmp, format="PNG")
             tmp.replace(self.output_dir / f"{stem}_gradcam.png")
+            yield (
+                name,
+                {
+                    "image": name,
+                    "probabilities": {c: float(v) for c, v in zip(self.class_names, p)},
+                    "predicted_class": self.class_names[predicted],
+                    "gradcam_class": self.class_names[explained],
+                },
+            )
