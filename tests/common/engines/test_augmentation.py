@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 
 import numpy as np
 import pytest
@@ -13,28 +12,11 @@ from PIL import Image
 from common.data import ImageFileError
 from common.engines import (
     AUGMENTATION_REGIMES,
-    DEFAULT_CAE_EPOCHS,
-    DEFAULT_WGAN_EPOCHS,
     GEOMETRIC_OPERATIONS,
     geometric_counterparts,
-    sample_autoencoder,
-    train_autoencoder,
-    train_wgan,
     write_augmented_class_folders,
 )
 from common.engines import augmentation as augmentation_module
-
-
-def _squares(n: int, size: int, bright: bool, seed: int = 0) -> torch.Tensor:
-    """Toy class: bright squares on a dark background (or the reverse), ``(n, 3, size, size)`` in [0, 1]."""
-    rng = torch.Generator().manual_seed(seed)
-    x = torch.full((n, 3, size, size), 0.15 if bright else 0.85)
-    for i in range(n):
-        side = int(torch.randint(size // 4, size // 2, (1,), generator=rng))
-        r, c = torch.randint(0, size - side, (2,), generator=rng).tolist()
-        x[i, :, r : r + side, c : c + side] = 0.95 if bright else 0.05
-    return x
-
 
 # ------------------------------------------------------------------------------------------- geometric
 
@@ -59,89 +41,14 @@ def test_six_distinct_geometric_counterparts():
         geometric_counterparts(image, spatial_axes=(0, 0))
 
 
-# ------------------------------------------------------------------------------------------- WGAN
-
-
-def test_wgan_moves_samples_toward_each_class_and_critic_improves():
-    results = {}
-    for bright in (True, False):
-        data = _squares(24, 32, bright)
-        history: list = []
-        generator = train_wgan(data, latent_dim=32, width=16, epochs=30, batch_size=8, learning_rate=1e-3,
-                               seed=1, history=history)  # fmt: skip
-        untrained = train_wgan(data, latent_dim=32, width=16, epochs=0, seed=1)
-        assert len(history) == 30 and np.isfinite(history[-1]["generator_loss"])
-        # the critic learns to tell real from generated: its loss falls and its Wasserstein estimate grows
-        assert np.mean([h["critic_loss"] for h in history[-5:]]) < history[0]["critic_loss"] - 1.0
-        assert history[-1]["wasserstein"] > history[0]["wasserstein"]
-        sample = generator.sample(64, seed=0)
-        assert sample.shape == (64, 3, 32, 32) and not generator.training
-        target = data.mean().item()
-        assert abs(sample.mean().item() - target) < abs(untrained.sample(64, seed=0).mean().item() - target) - 0.1
-        results[bright] = sample.mean().item()
-    assert results[True] < 0.4 < 0.55 < results[False]  # bright squares on dark ground vs the reverse
-
-
-def test_wgan_is_seeded_and_supports_weight_clipping(caplog):
-    data = _squares(8, 32, True)
-    kwargs = dict(latent_dim=8, width=4, epochs=3, batch_size=4, n_critic=2)
-    a = train_wgan(data, seed=5, **kwargs).sample(4, seed=0)
-    assert torch.equal(a, train_wgan(data, seed=5, **kwargs).sample(4, seed=0))
-    assert not torch.equal(a, train_wgan(data, seed=6, **kwargs).sample(4, seed=0))
-    clipped: list = []
-    penalised: list = []
-    train_wgan(data, seed=5, clip_value=0.01, history=clipped, **kwargs)
-    train_wgan(data, seed=5, history=penalised, **kwargs)
-    # clipped weights keep the critic's scores (and its distance estimate) tiny compared with WGAN-GP
-    assert abs(clipped[-1]["wasserstein"]) < 0.1 * abs(penalised[-1]["wasserstein"])
-    with caplog.at_level(logging.INFO, logger="common.engines.augmentation"):
-        train_wgan(data, seed=5, progress=True, log_every=1, **kwargs)
-        train_autoencoder(data, width=4, depth=2, epochs=2, progress=True, log_every=1)
-    assert sum("WGAN epoch" in r.message for r in caplog.records) == 3
-    assert sum("CAE epoch" in r.message for r in caplog.records) == 2
-    with pytest.raises(ValueError, match="clip_value"):
-        train_wgan(data, clip_value=-1.0, **kwargs)
-    with pytest.raises(ValueError, match="optimizer"):
-        train_wgan(data, optimizer="sgd", **kwargs)
-    with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        train_wgan(data * 2, **kwargs)
-    with pytest.raises(ValueError, match="square"):
-        train_wgan(torch.rand(2, 3, 32, 64), **kwargs)
-
-
-# ------------------------------------------------------------------------------------------- CAE
-
-
-def test_autoencoder_training_reduces_error_and_samples_follow_the_class():
-    dark, bright = _squares(16, 32, True), _squares(16, 32, False)
-    history: list = []
-    cae = train_autoencoder(dark, width=8, latent_channels=4, depth=2, epochs=40, learning_rate=3e-3, seed=0,
-                            history=history)  # fmt: skip
-    assert history[-1]["loss"] < 0.3 * history[0]["loss"]
-    # better than half the error of predicting the class's mean image: it reconstructs the individual squares
-    assert history[-1]["loss"] < 0.5 * ((dark - dark.mean(0)) ** 2).mean()
-    assert not cae.training
-    samples = sample_autoencoder(cae, dark, 20, seed=1)
-    assert samples.shape == (20, 3, 32, 32) and samples.min() >= 0 and samples.max() <= 1
-    assert abs(samples.mean() - dark.mean()) < 0.1
-    assert torch.equal(samples, sample_autoencoder(cae, dark, 20, seed=1))
-    assert not torch.equal(samples, sample_autoencoder(cae, dark, 20, seed=2))
-    # new images, not copies of the training images
-    distances = torch.cdist(samples.flatten(1), dark.flatten(1)).min(dim=1).values
-    assert (distances > 1.0).all()
-    cae_bright = train_autoencoder(bright, width=8, latent_channels=4, depth=2, epochs=25, learning_rate=3e-3)
-    assert sample_autoencoder(cae_bright, bright, 20).mean() > samples.mean() + 0.3
-    assert sample_autoencoder(cae, dark, 0).shape == (0, 3, 32, 32)
-
-
 # ------------------------------------------------------------------------------------------- class folders
 
 
-def _write_dataset(root, per_class=3, size=40):
+def _write_dataset(root, squares, per_class=3, size=40):
     """Two classes of RGB PNGs (non-square originals are resized by the writer)."""
     datalist = []
     for label, bright in enumerate((True, False)):
-        images = _squares(per_class, size, bright, seed=label)
+        images = squares(per_class, size, bright, seed=label)
         for i, image in enumerate(images):
             path = root / f"c{label}_{i}.png"
             array = (image.permute(1, 2, 0).numpy() * 255).astype(np.uint8)
@@ -159,8 +66,8 @@ FAST = {"wgan_options": {"width": 4, "latent_dim": 8, "batch_size": 4}, "cae_opt
     [("none", {"original": 3}), ("geometric", {"original": 3, "geometric": 18}),
      ("wgan", {"original": 3, "wgan": 5}), ("cae", {"original": 3, "cae": 5})],
 )  # fmt: skip
-def test_class_folders_have_the_expected_counts(tmp_path, regime, expected):
-    datalist = _write_dataset(tmp_path)
+def test_class_folders_have_the_expected_counts(tmp_path, regime, expected, squares):
+    datalist = _write_dataset(tmp_path, squares)
     out = tmp_path / "out"
     items = write_augmented_class_folders(datalist, ["dark", "bright"], out, regime, per_class=5, image_size=32,
                                           epochs=2, seed=0, progress=False, **FAST)  # fmt: skip
@@ -179,8 +86,8 @@ def test_class_folders_have_the_expected_counts(tmp_path, regime, expected):
         assert len(set(arrays)) == len(arrays)
 
 
-def test_class_folders_are_deterministic_and_reused(tmp_path, monkeypatch):
-    datalist = _write_dataset(tmp_path)
+def test_class_folders_are_deterministic_and_reused(tmp_path, monkeypatch, squares):
+    datalist = _write_dataset(tmp_path, squares)
     kwargs = dict(regime="wgan", per_class=4, image_size=32, epochs=2, seed=3, progress=False, **FAST)
     first = write_augmented_class_folders(datalist, ["a", "b"], tmp_path / "one", **kwargs)
     second = write_augmented_class_folders(datalist, ["a", "b"], tmp_path / "two", **kwargs)
@@ -211,8 +118,8 @@ def test_class_folders_are_deterministic_and_reused(tmp_path, monkeypatch):
         write_augmented_class_folders(datalist, ["a", "b"], tmp_path / "one", **kwargs)
 
 
-def test_class_folders_leave_nothing_on_error(tmp_path, monkeypatch):
-    datalist = _write_dataset(tmp_path)
+def test_class_folders_leave_nothing_on_error(tmp_path, monkeypatch, squares):
+    datalist = _write_dataset(tmp_path, squares)
     out = tmp_path / "out"
     names = ["a", "b"]
     with pytest.raises(ValueError, match="unknown augmentation regime"):
@@ -246,7 +153,3 @@ def test_class_folders_leave_nothing_on_error(tmp_path, monkeypatch):
     with pytest.raises(FileExistsError, match="manifest"):
         write_augmented_class_folders(datalist, names, out, "none")
     assert (out / "keep.txt").read_text() == "mine"
-
-
-def test_default_budgets_are_exposed():
-    assert DEFAULT_WGAN_EPOCHS > 0 and DEFAULT_CAE_EPOCHS > 0
