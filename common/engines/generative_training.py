@@ -12,7 +12,9 @@ Decisions where the paper is silent or ambiguous (see the bundle README):
   original variant is kept: ``clip_value=0.01`` clips every critic weight after each critic step, drops the penalty
   and switches to RMSprop with lr 5e-5 (Arjovsky et al.).
 - **Epoch.** One epoch is one shuffled pass of the critic over the class's images (one critic step per batch); the
-  generator takes a step after every ``n_critic`` critic steps, counted across epochs.
+  generator takes a step after every ``n_critic`` critic steps, counted across epochs. MONAI's ``GanTrainer`` would
+  instead take ``d_train_steps`` critic steps on the same batch before every generator step, so the WGAN runs on a
+  small ``GanTrainer`` subclass with this schedule; the CAE runs on MONAI's ``SupervisedTrainer``.
 - **Generating with the CAE** (the paper does not say how an autoencoder produces *new* images): encode the class's
   training images, fit an independent Gaussian (mean, standard deviation) to every latent value, draw latents from
   it, clip them at zero (the feature space is a ReLU output) and decode.
@@ -20,14 +22,17 @@ Decisions where the paper is silent or ambiguous (see the bundle README):
 
 from __future__ import annotations
 
+import functools
 import logging
-import sys
 from typing import Any
 
 import numpy as np
 import torch
+from monai.engines import GanTrainer, SupervisedTrainer
+from monai.utils import CommonKeys, GanKeys
 
 from ..networks.generative import ConvAutoencoder, WGANCritic, WGANGenerator
+from .stage_training import PrepareBatchInputAsTarget, attach_stage_handlers, shuffled_loader
 
 __all__ = ["DEFAULT_CAE_EPOCHS", "DEFAULT_WGAN_EPOCHS", "sample_autoencoder", "train_autoencoder", "train_wgan"]
 
@@ -51,21 +56,100 @@ def _as_image_batch(images: Any, what: str) -> torch.Tensor:
     return x
 
 
-def _epoch_bar(epochs: int, desc: str, progress: bool):
-    """Epoch iterator, a tqdm bar on stdout when ``progress``."""
-    if progress:
-        from tqdm import tqdm
-
-        return tqdm(range(epochs), desc=desc, file=sys.stdout, leave=False)
-    return range(epochs)
-
-
 def _gradient_penalty(critic: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor, rng: torch.Generator):
     """Gulrajani et al.'s penalty ``E[(||grad D(x_hat)||_2 - 1)^2]`` at random points between real and fake."""
     eps = torch.rand(real.shape[0], 1, 1, 1, generator=rng).to(real.device)
     mixed = (eps * real + (1.0 - eps) * fake).requires_grad_(True)
     (grad,) = torch.autograd.grad(critic(mixed).sum(), mixed, create_graph=True)
     return ((grad.flatten(1).norm(dim=1) - 1.0) ** 2).mean()
+
+
+def _seeded_latents(
+    rng: torch.Generator,
+    num_latents: int,
+    latent_size: int,
+    device: str | torch.device | None = None,
+    non_blocking: bool = False,
+    **kwargs: Any,
+) -> torch.Tensor:
+    """``GanTrainer``'s ``g_prepare_batch`` drawing from the run's generator (MONAI's default uses the global RNG)."""
+    return torch.randn(num_latents, latent_size, generator=rng).to(device=device, non_blocking=non_blocking, **kwargs)
+
+
+def _critic_loss(real_score: torch.Tensor, fake_score: torch.Tensor) -> torch.Tensor:
+    """The critic's Wasserstein loss ``D(fake) - D(real)`` from its mean scores (the penalty is added by the step)."""
+    return fake_score - real_score
+
+
+def _generator_loss(fake_scores: torch.Tensor) -> torch.Tensor:
+    """The generator's Wasserstein loss ``-D(G(z))`` from the critic's scores of its images."""
+    return -fake_scores.mean()
+
+
+class _WGANTrainer(GanTrainer):
+    """MONAI's ``GanTrainer`` with the module's step schedule and Lipschitz constraint.
+
+    Each iteration is one critic step on its batch of real images (with Gulrajani et al.'s gradient penalty, or with
+    its weights clipped to ``[-clip_value, clip_value]`` after the step); every ``n_critic``-th iteration, counted
+    across epochs (the engine's iteration number), is followed by one generator step on ``generator_batch`` new
+    latents. The iteration output holds ``GanKeys.DLOSS`` (penalty included), ``"wasserstein"`` (``D(real) -
+    D(fake)``) and ``GanKeys.GLOSS`` (None when the generator did not step).
+
+    Args:
+        rng: the generator of the latents and of the penalty's mixing weights.
+        n_critic: critic steps per generator step.
+        gp_weight: penalty weight (unused with ``clip_value``).
+        clip_value: weight-clipping bound, or None for the penalty.
+        generator_batch: latents per generator step.
+        kwargs: ``GanTrainer``'s other arguments (device, epochs, loader, networks, optimizers, handlers...).
+    """
+
+    def __init__(
+        self,
+        rng: torch.Generator,
+        n_critic: int,
+        gp_weight: float,
+        clip_value: float | None,
+        generator_batch: int,
+        **kwargs: Any,
+    ) -> None:
+        latents = functools.partial(_seeded_latents, rng)
+        super().__init__(g_loss_function=_generator_loss, d_loss_function=_critic_loss, g_prepare_batch=latents,
+                         decollate=False, **kwargs)  # fmt: skip
+        self.rng, self.n_critic, self.gp_weight = rng, n_critic, gp_weight
+        self.clip_value, self.generator_batch = clip_value, generator_batch
+
+    def _latents(self, count: int) -> torch.Tensor:
+        return self.g_prepare_batch(count, self.latent_shape, self.state.device, self.non_blocking, **self.to_kwargs)
+
+    def _iteration(self, engine: _WGANTrainer, batchdata: torch.Tensor) -> dict[str, Any]:
+        """One critic step on ``batchdata``, then a generator step if it is the ``n_critic``-th."""
+        real, _ = engine.prepare_batch(batchdata, engine.state.device, engine.non_blocking, **engine.to_kwargs)
+        generator, critic = engine.g_network.train(), engine.d_network.train()
+        z = engine._latents(len(real))
+        with torch.no_grad():
+            fake = engine.g_inferer(z, generator)
+        d_real, d_fake = engine.d_inferer(real, critic).mean(), engine.d_inferer(fake, critic).mean()
+        loss_d = engine.d_loss_function(d_real, d_fake)
+        if engine.clip_value is None:
+            loss_d = loss_d + engine.gp_weight * _gradient_penalty(critic, real, fake, engine.rng)
+        engine.d_optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
+        loss_d.backward()
+        engine.d_optimizer.step()
+        if engine.clip_value is not None:
+            with torch.no_grad():
+                for p in critic.parameters():
+                    p.clamp_(-engine.clip_value, engine.clip_value)
+        output = {GanKeys.REALS: real, GanKeys.FAKES: fake, GanKeys.LATENTS: z, GanKeys.DLOSS: loss_d.item(),
+                  "wasserstein": (d_real - d_fake).item(), GanKeys.GLOSS: None}  # fmt: skip
+        if engine.state.iteration % engine.n_critic == 0:
+            fake_scores = engine.d_inferer(engine.g_inferer(engine._latents(engine.generator_batch), generator), critic)
+            loss_g = engine.g_loss_function(fake_scores)
+            engine.g_optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
+            loss_g.backward()
+            engine.g_optimizer.step()
+            output[GanKeys.GLOSS] = loss_g.item()
+        return output
 
 
 def train_wgan(
@@ -89,7 +173,12 @@ def train_wgan(
 
     WGAN-GP by default (critic loss ``D(fake) - D(real) + gp_weight * GP``, generator loss ``-D(G(z))``); with
     ``clip_value`` the original WGAN (critic weights clipped to ``[-clip_value, clip_value]`` after every critic
-    step, no penalty).
+    step, no penalty). Runs on MONAI's ``GanTrainer`` with the module's step schedule (module docstring); the losses
+    are averaged, logged (``log_every``) and shown (``progress``) once per epoch.
+
+    Resume: none within a call; a call trains from scratch, and the same seed gives the same generator.
+    :func:`~common.engines.write_augmented_class_folders` re-uses a finished training set whose manifest matches the
+    request, so a rerun trains no generator; an interrupted one trains them all again.
 
     Args:
         images: ``(N, C, S, S)`` images in [0, 1] (tensor, array or sequence of ``(C, S, S)``), S a power of two
@@ -143,57 +232,25 @@ def train_wgan(
             return torch.optim.Adam(params, lr=lr, betas=(0.5, 0.9))
         return torch.optim.RMSprop(params, lr=lr)
 
-    opt_g, opt_d = make_optimizer(generator.parameters()), make_optimizer(critic.parameters())
     rng = torch.Generator().manual_seed(seed)
-    critic_steps = 0
-    generator.train()
-    critic.train()
-    for epoch in _epoch_bar(epochs, "WGAN", progress):
-        d_losses, distances, g_losses = [], [], []
-        order = torch.randperm(len(real_all), generator=rng)
-        for start in range(0, len(order), batch_size):
-            real = real_all[order[start : start + batch_size].to(device)]
-            z = torch.randn(len(real), latent_dim, generator=rng).to(device)
-            with torch.no_grad():
-                fake = generator(z)
-            d_real, d_fake = critic(real).mean(), critic(fake).mean()
-            loss_d = d_fake - d_real
-            if clip_value is None:
-                loss_d = loss_d + gp_weight * _gradient_penalty(critic, real, fake, rng)
-            opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            opt_d.step()
-            if clip_value is not None:
-                with torch.no_grad():
-                    for p in critic.parameters():
-                        p.clamp_(-clip_value, clip_value)
-            d_losses.append(loss_d.item())
-            distances.append((d_real - d_fake).item())
-            critic_steps += 1
-            if critic_steps % n_critic == 0:
-                z = torch.randn(batch_size, latent_dim, generator=rng).to(device)
-                loss_g = -critic(generator(z)).mean()
-                opt_g.zero_grad(set_to_none=True)
-                loss_g.backward()
-                opt_g.step()
-                g_losses.append(loss_g.item())
-        record = {
-            "epoch": epoch + 1,
-            "critic_loss": float(np.mean(d_losses)),
-            "wasserstein": float(np.mean(distances)),
-            "generator_loss": float(np.mean(g_losses)) if g_losses else float("nan"),
-        }
-        if history is not None:
-            history.append(record)
-        if log_every and (epoch + 1) % log_every == 0:
-            logger.info(
-                f"WGAN epoch {epoch + 1}/{epochs}: critic loss {record['critic_loss']:.4f}, "
-                f"W estimate {record['wasserstein']:.4f}, generator loss {record['generator_loss']:.4f}"
-            )
+    trainer = _WGANTrainer(
+        rng, n_critic, gp_weight, clip_value, batch_size, device=device, max_epochs=epochs,
+        train_data_loader=shuffled_loader(real_all, batch_size, rng), g_network=generator,
+        g_optimizer=make_optimizer(generator.parameters()), d_network=critic,
+        d_optimizer=make_optimizer(critic.parameters()), latent_shape=latent_dim, optim_set_to_none=True,
+    )  # fmt: skip
+    attach_stage_handlers(
+        trainer, {"critic_loss": GanKeys.DLOSS, "wasserstein": "wasserstein", "generator_loss": GanKeys.GLOSS},
+        history, logger=logger, log_every=log_every, progress="WGAN" if progress else None,
+        message="WGAN epoch {epoch}/{max_epochs}: critic loss {critic_loss:.4f}, W estimate {wasserstein:.4f}, "
+        "generator loss {generator_loss:.4f}",
+    )  # fmt: skip
+    if epochs > 0:
+        trainer.run()
     return generator.eval()
 
 
-def train_autoencoder(  # noqa: D417
+def train_autoencoder(
     images: Any,
     width: int = 16,
     latent_channels: int = 8,
@@ -208,6 +265,12 @@ def train_autoencoder(  # noqa: D417
     history: list | None = None,
 ) -> ConvAutoencoder:
     """Train a :class:`~common.networks.ConvAutoencoder` on one class's images (Adam, mean squared error).
+
+    Runs on MONAI's ``SupervisedTrainer`` (the target is the input); the loss is averaged, logged (``log_every``) and
+    shown (``progress``) once per epoch.
+
+    Resume: none within a call, as :func:`train_wgan` (a finished training set is re-used by
+    :func:`~common.engines.write_augmented_class_folders`).
 
     Args:
         images: ``(N, C, S, S)`` images in [0, 1], S a power of two in 32..512.
@@ -237,24 +300,17 @@ def train_autoencoder(  # noqa: D417
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = ConvAutoencoder(x.shape[-1], x.shape[1], width, latent_channels, depth).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=learning_rate)
     rng = torch.Generator().manual_seed(seed)
-    model.train()
-    for epoch in _epoch_bar(epochs, "CAE", progress):
-        total = 0.0
-        order = torch.randperm(len(data), generator=rng)
-        for start in range(0, len(order), batch_size):
-            batch = data[order[start : start + batch_size].to(device)]
-            loss = model.reconstruction_loss(batch)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(batch)
-        mean = total / len(data)
-        if history is not None:
-            history.append({"epoch": epoch + 1, "loss": mean})
-        if log_every and (epoch + 1) % log_every == 0:
-            logger.info(f"CAE epoch {epoch + 1}/{epochs}: reconstruction loss {mean:.5f}")
+    trainer = SupervisedTrainer(
+        device=device, max_epochs=epochs, train_data_loader=shuffled_loader(data, batch_size, rng), network=model,
+        optimizer=torch.optim.Adam(model.parameters(), lr=learning_rate), loss_function=torch.nn.MSELoss(),
+        prepare_batch=PrepareBatchInputAsTarget(), decollate=False, optim_set_to_none=True,
+    )  # fmt: skip
+    attach_stage_handlers(trainer, {"loss": CommonKeys.LOSS}, history, per_image=True, logger=logger,
+                          message="CAE epoch {epoch}/{max_epochs}: reconstruction loss {loss:.5f}",
+                          log_every=log_every, progress="CAE" if progress else None)  # fmt: skip
+    if epochs > 0:
+        trainer.run()
     return model.eval()
 
 

@@ -19,10 +19,13 @@ from typing import Any
 
 import numpy as np
 import torch
+from monai.engines import SupervisedTrainer
+from monai.utils import CommonKeys
 
 from ..metrics.binary_classification import binary_classification_summary
 from .classification_outputs import PerCaseWriter, ProbabilityCollector, output_probabilities, source_names
 from .metrics_report import write_json_atomic
+from .stage_training import PrepareBatchInputAsTarget, attach_stage_handlers
 from .training import TrainingCheckpoints
 
 __all__ = [
@@ -94,7 +97,7 @@ def training_resumes(
     return bool(probe._resumable())
 
 
-def train_fusion_autoencoder(  # noqa: D417
+def train_fusion_autoencoder(
     network: torch.nn.Module,
     dataset: torch.utils.data.Dataset,
     epochs: int,
@@ -111,8 +114,15 @@ def train_fusion_autoencoder(  # noqa: D417
     ``network.front`` is a :class:`~common.networks.FusionAutoencoder`; baseline networks (no autoencoder) are
     returned untouched.
 
+    Runs on MONAI's ``SupervisedTrainer`` (the target is the input); the epoch's mean loss is logged once per epoch
+    and, with ``log_dir``, written to TensorBoard as ``ae_loss`` (step: the epoch).
+
     In multi-process training only rank 0 runs this (``common.distributed.on_main_process``); the other ranks
     freeze their copy and receive rank 0's weights when the network is wrapped in ``DistributedDataParallel``.
+
+    Resume: ``skip`` (the bundle passes :func:`training_resumes`) when the classifier's ``training_state.pt`` will be
+    resumed, since it holds the trained autoencoder; otherwise stage 1 trains from scratch (an interrupted stage 1 is
+    run again whole).
 
     Args:
         network: a :class:`~common.networks.FusionClassifier` (or a DistributedDataParallel wrapping one).
@@ -138,31 +148,19 @@ def train_fusion_autoencoder(  # noqa: D417
     if skip:
         logger.info("stage 1 skipped: the classifier training resumes, and its saved state holds the autoencoder")
     elif epochs > 0:
-        generator = torch.Generator().manual_seed(seed)
-        loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=generator)
-        optimizer = torch.optim.Adam(autoencoder.parameters(), lr=learning_rate)
-        writer = None
-        if log_dir is not None:
-            from torch.utils.tensorboard import SummaryWriter
-
-            writer = SummaryWriter(str(log_dir))
-        autoencoder.train()
-        for epoch in range(epochs):
-            total, count = 0.0, 0
-            for batch in loader:
-                x = torch.as_tensor(batch["image"]).to(device).float()
-                optimizer.zero_grad()
-                value = loss(autoencoder(x), x)
-                value.backward()
-                optimizer.step()
-                total += value.item() * len(x)
-                count += len(x)
-            history.append(total / max(count, 1))
-            logger.info(f"autoencoder epoch {epoch + 1}/{epochs}: reconstruction loss {history[-1]:.5f}")
-            if writer is not None:
-                writer.add_scalar("ae_loss", history[-1], epoch + 1)
-        if writer is not None:
-            writer.close()
+        loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True,
+                                             generator=torch.Generator().manual_seed(seed))  # fmt: skip
+        trainer = SupervisedTrainer(
+            device=torch.device(device), max_epochs=epochs, train_data_loader=loader, network=autoencoder,
+            optimizer=torch.optim.Adam(autoencoder.parameters(), lr=learning_rate), loss_function=loss,
+            prepare_batch=PrepareBatchInputAsTarget(), decollate=False, optim_set_to_none=True,
+        )  # fmt: skip
+        records: list[dict[str, float]] = []
+        attach_stage_handlers(trainer, {"ae_loss": CommonKeys.LOSS}, records, per_image=True, logger=logger,
+                              message="autoencoder epoch {epoch}/{max_epochs}: reconstruction loss {ae_loss:.5f}",
+                              log_dir=log_dir)  # fmt: skip
+        trainer.run()
+        history = [record["ae_loss"] for record in records]
     model.freeze_front()
     return history
 

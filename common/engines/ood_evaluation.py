@@ -23,8 +23,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from monai.engines import SupervisedTrainer
 from monai.inferers import Inferer
-from monai.utils import min_version, optional_import
+from monai.utils import CommonKeys, min_version, optional_import
 
 from ..data.atomic import write_folder_atomically
 from ..distributed import unwrap
@@ -36,6 +37,7 @@ from ..metrics.ood import (
     max_softmax_probability,
 )
 from .metrics_report import write_json_atomic
+from .stage_training import attach_stage_handlers, shuffled_loader
 from .training import data_fingerprint, network_arguments, save_torch_atomic
 
 Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
@@ -121,14 +123,12 @@ def sample_member_hyperparameters(
     }
 
 
-def _batches(dataset: Any, indices: Sequence[int], batch_size: int, generator: torch.Generator):
-    order = torch.randperm(len(indices), generator=generator).tolist()
-    for start in range(0, len(order), batch_size):
-        items = [dataset[indices[i]] for i in order[start : start + batch_size]]
-        yield (
-            torch.stack([torch.as_tensor(i["image"]) for i in items]),
-            torch.as_tensor([int(i["label"]) for i in items]),
-        )
+def _image_label_batch(items: Sequence[Mapping[str, Any]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(images, labels)`` of a list of items (their other keys, such as file names, are not needed)."""
+    return (
+        torch.stack([torch.as_tensor(i["image"]) for i in items]),
+        torch.as_tensor([int(i["label"]) for i in items]),
+    )
 
 
 def _describe(value: Any) -> Any:
@@ -211,15 +211,17 @@ def train_ensemble(
     """Train ``size`` independent members and write them to ``output_dir`` atomically.
 
     Each member gets its own seed and Table 2 set-up (:func:`sample_member_hyperparameters`), drops its
-    ``left_out`` fraction of ``dataset`` and trains from scratch; the last epoch's weights are kept (the paper
+    ``left_out`` fraction of ``dataset`` and trains from scratch on MONAI's ``SupervisedTrainer`` (one shuffled pass
+    of its images per epoch, its mean loss logged once per epoch); the last epoch's weights are kept (the paper
     does not mention model selection for members). Writes ``member_<k>.pt`` (plain state dicts), ``members.json``
     (the set-ups) and ``ensemble_manifest.json`` (the request: size, seeds, scales, member network arguments, loss,
     training-data fingerprint).
 
-    Reruns: with ``reuse``, a complete ``output_dir`` whose manifest matches the request is returned as it is (no
-    training); members finished by an interrupted run wait in ``.<output_dir name>.partial/`` beside it and are kept
-    when the rerun makes the same request, so only the missing members are trained. Each member's random
-    augmentations are seeded with its own seed, so a resumed ensemble equals an uninterrupted one.
+    Resume, per member: with ``reuse``, a complete ``output_dir`` whose manifest matches the request is returned as
+    it is (no training); members finished by an interrupted run wait in ``.<output_dir name>.partial/`` beside it and
+    are kept when the rerun makes the same request, so only the missing members are trained (a member interrupted
+    mid-training starts again). Each member's random augmentations are seeded with its own seed, so a resumed
+    ensemble equals an uninterrupted one.
 
     Args:
         network_factory: returns a new untrained member network.
@@ -293,16 +295,15 @@ def train_ensemble(
             # Keras' RMSprop decay rho = 0.9; PyTorch's default alpha = 0.99 makes the first (not bias-corrected)
             # steps ~10x the learning rate, which left RMSprop members on the ln 3 plateau on the sample
             optimizer = torch.optim.RMSprop(network.parameters(), lr=setup["learning_rate"], alpha=0.9)
-        generator = torch.Generator().manual_seed(member_seed)
-        network.train()
-        last = math.nan
-        for _ in range(setup["epochs"]):
-            for images, labels in _batches(dataset, indices, setup["batch_size"], generator):
-                optimizer.zero_grad()
-                loss = loss_function(network(images.to(device)), labels.to(device))
-                loss.backward()
-                optimizer.step()
-                last = float(loss.item())
+        loader = shuffled_loader(dataset, setup["batch_size"], torch.Generator().manual_seed(member_seed), indices,
+                                 collate_fn=_image_label_batch)  # fmt: skip
+        trainer = SupervisedTrainer(device=device, max_epochs=setup["epochs"], train_data_loader=loader,
+                                    network=network, optimizer=optimizer, loss_function=loss_function,
+                                    decollate=False, optim_set_to_none=True)  # fmt: skip
+        message = f"ensemble member {k + 1}/{size}: " + "epoch {epoch}/{max_epochs}, loss {loss:.5f}"
+        attach_stage_handlers(trainer, {"loss": CommonKeys.LOSS}, per_image=True, logger=logger, message=message)
+        trainer.run()
+        last = trainer.state.output[CommonKeys.LOSS].item()
         setup.update(member=k, seed=member_seed, num_images=len(indices), final_loss=round(last, 6))
         logger.info(f"ensemble member {k + 1}/{size}: {setup}")
         save_torch_atomic({n: t.detach().cpu() for n, t in network.state_dict().items()}, member_path)

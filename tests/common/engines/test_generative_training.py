@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 
 import numpy as np
 import pytest
@@ -58,6 +59,14 @@ def test_wgan_is_seeded_and_supports_weight_clipping(caplog, squares):
         train_wgan(data * 2, **kwargs)
     with pytest.raises(ValueError, match="square"):
         train_wgan(torch.rand(2, 3, 32, 64), **kwargs)
+
+
+def test_wgan_generator_steps_are_counted_across_epochs(squares):
+    history: list = []
+    train_wgan(squares(8, 32, True), latent_dim=8, width=4, epochs=3, batch_size=4, n_critic=3, history=history)
+    # two critic steps per epoch: the generator steps after critic steps 3 and 6, in epochs 2 and 3 only
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert math.isnan(history[0]["generator_loss"]) and all(np.isfinite(h["generator_loss"]) for h in history[1:])
 
 
 # ------------------------------------------------------------------------------------------- CAE

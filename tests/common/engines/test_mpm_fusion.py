@@ -41,6 +41,24 @@ def test_stage_one_reduces_the_loss_and_freezes():
     assert train_fusion_autoencoder(_net(ChannelSelector([0])), data, 2, FusionReconstructionLoss()) == []
 
 
+def test_stage_one_logs_and_writes_its_loss_once_per_epoch(tmp_path, caplog):
+    import logging
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    torch.manual_seed(0)
+    net = _net(FusionAutoencoder(width=0.125))
+    data = [{"image": torch.rand(3, 96, 96), "label": k % 2} for k in range(3)]
+    with caplog.at_level(logging.INFO, logger="common.engines"):
+        history = train_fusion_autoencoder(net, data, 2, FusionReconstructionLoss(), 1e-3, 2, log_dir=tmp_path / "runs")
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("autoencoder epoch")]
+    assert [line.split(":")[0] for line in lines] == ["autoencoder epoch 1/2", "autoencoder epoch 2/2"]
+    events = EventAccumulator(str(tmp_path / "runs"))
+    events.Reload()
+    scalars = events.Scalars("ae_loss")
+    assert [s.step for s in scalars] == [1, 2] and [s.value for s in scalars] == pytest.approx(history)
+
+
 def test_skipped_stage_one_only_freezes():
     torch.manual_seed(0)
     net = _net(FusionAutoencoder(width=0.125))

@@ -108,6 +108,18 @@ def test_train_ensemble_caps_batch_and_raises_epochs_to_min_steps(tmp_path: Path
     assert setup["drawn_epochs"] == 1
 
 
+def test_ensemble_members_log_their_loss_once_per_epoch(tmp_path: Path, caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="common.engines.ood_evaluation"):
+        members = train_ensemble(lambda: _net(()), _items(6, 0), tmp_path / "ens", 1, MultiExitLoss(),
+                                 epoch_scale=0.04, max_batch_size=4)  # fmt: skip
+    epochs = members[0]["epochs"]
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("ensemble member 1/1: epoch")]
+    assert [line.split(",")[0] for line in lines] == [f"ensemble member 1/1: epoch {e}/{epochs}" for e in
+                                                      range(1, epochs + 1)]  # fmt: skip
+
+
 class _Factory:
     """A member factory that can fail on its n-th call (an interrupted ensemble)."""
 
