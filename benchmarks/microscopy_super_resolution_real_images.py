@@ -90,6 +90,8 @@ def train_once(work: Path, dataset_dir: str, scale: int, seed: int, args: argpar
     if args.patch_size:
         overrides["patch_size"] = args.patch_size
         overrides["roi_patch_size"] = args.patch_size // 2
+    if args.adversarial_weights:
+        overrides["adversarial_weights"] = list(args.adversarial_weights)
     with stopwatch() as watch:
         run_workflow(BUNDLE, "train", quiet=True, **overrides)
     seconds = watch.seconds
@@ -161,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--patch_size", type=int, default=None, help="HR training patch (default: train.yaml's)")
     parser.add_argument("--tile_size", type=int, default=192, help="side of the held-out HR tiles")
     parser.add_argument("--per_image", type=int, default=3, help="held-out tiles per held-out image")
+    parser.add_argument("--adversarial_weights", type=float, nargs=2, default=None,
+                        help="stage-4 weights of the T1 and T2 adversarial terms (default: train.yaml's)")  # fmt: skip
     parser.add_argument("--keep", default=None, help="keep the run folders here (default: a temporary folder)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
