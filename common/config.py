@@ -15,7 +15,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["bundle_root", "repository_root", "require_checkpoint", "choose", "root_cause", "install_error_summary"]
+__all__ = [
+    "as_flag",
+    "bundle_root",
+    "repository_root",
+    "require_checkpoint",
+    "choose",
+    "root_cause",
+    "install_error_summary",
+]
 
 
 def repository_root() -> Path:

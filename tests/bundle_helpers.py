@@ -67,6 +67,18 @@ def override_args(overrides: dict) -> list[str]:
 OUTPUT_DIRS = ("models", "runs", "eval", "outputs")
 
 
+def config_components(node):
+    """Every component (a dict with a ``_target_``) of a raw config tree, nested ones included."""
+    if isinstance(node, dict):
+        if "_target_" in node:
+            yield node
+        for value in node.values():
+            yield from config_components(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from config_components(value)
+
+
 def metadata(bundle: Path) -> dict:
     return json.loads((bundle / "configs" / "metadata.json").read_text())
 

@@ -17,7 +17,17 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from bundle_helpers import BUNDLE_IDS, BUNDLES, ROOT, SCHEMA, example_input, export_options, flat_tensors, metadata
+from bundle_helpers import (
+    BUNDLE_IDS,
+    BUNDLES,
+    ROOT,
+    SCHEMA,
+    config_components,
+    example_input,
+    export_options,
+    flat_tensors,
+    metadata,
+)
 
 from common.data import ImageFileError
 from common.image_io import read_image_array
@@ -99,14 +109,7 @@ def test_config_ids(bundle: Path, workflow: str, ids: list[str]):
 
 def _stats_handlers(node):
     """Every ``StatsHandler`` component in a raw config tree (TensorBoard handlers excluded)."""
-    if isinstance(node, dict):
-        if str(node.get("_target_", "")).split(".")[-1] == "StatsHandler":
-            yield node
-        for value in node.values():
-            yield from _stats_handlers(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _stats_handlers(value)
+    return (c for c in config_components(node) if str(c["_target_"]).split(".")[-1] == "StatsHandler")
 
 
 @pytest.mark.parametrize("bundle", BUNDLES, ids=BUNDLE_IDS)

@@ -293,7 +293,7 @@ def check_colon_datalist(
             problems, mask of another shape).
         RectumNotFoundError: a volume with no rectum in its lowest slices.
     """
-    from ..transforms.colon_mrf import detect_rectum, em_thresholds, fit_hu_mixture
+    from ..colon_ct_ops import detect_rectum, em_thresholds, fit_hu_mixture
 
     for item in items_to_check(datalist, "volumes", "checking CT volumes", progress):
         image_path = item.get("image")

@@ -6,7 +6,7 @@ An episode (the paper's guided sequential episodic training) is:
 - the query: the next slice (above or below: inference propagates both ways) with its MRF initial mask as
   guidance and its ground truth as the target;
 - three unrelated slices without colon, each with a pseudo-mask: its dominant Felzenszwalb superpixel
-  (:func:`common.transforms.dominant_superpixel_mask`).
+  (:func:`dominant_superpixel_mask`).
 
 :class:`ColonEpisodeDataset` runs the volume transforms once per volume (loading, orientation, MRF labelling,
 resizing: the items' ``image`` becomes windowed slice / MRF mask / rectum seed channels), then serves episodes.
@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from .errors import DatasetError
 
-__all__ = ["ColonEpisodeDataset", "random_lightness_sharpness"]
+__all__ = ["ColonEpisodeDataset", "dominant_superpixel_mask", "random_lightness_sharpness"]
 
 
 def random_lightness_sharpness(
@@ -47,6 +47,43 @@ def random_lightness_sharpness(
     amount = (torch.rand((), generator=generator) * 2 - 1) * sharpness
     blurred = F.avg_pool2d(image[None], 3, stride=1, padding=1, count_include_pad=False)[0]
     return (image + amount * (image - blurred) + shift).clamp(0.0, 1.0)
+
+
+def dominant_superpixel_mask(
+    image: np.ndarray, scale: float = 100.0, sigma: float = 0.5, min_size: int = 20, body: np.ndarray | None = None
+) -> np.ndarray:
+    """Pseudo-mask of a colon-free slice: its largest Felzenszwalb-Huttenlocher superpixel as foreground.
+
+    Superpixels touching the image border (the air around the body) are left out, so the foreground is an
+    anatomical region (soft tissue, liver, ...) as in the paper's unrelated slices.
+
+    Args:
+        image: 2D slice scaled to [0, 1].
+        scale: Felzenszwalb's scale (higher, larger segments).
+        sigma: its pre-smoothing.
+        min_size: its smallest segment.
+        body: optional 2D mask restricting the candidates.
+
+    Returns:
+        2D bool mask (all false when no inner superpixel exists).
+    """
+    from skimage.segmentation import felzenszwalb
+
+    segments = felzenszwalb(np.asarray(image, dtype=np.float64), scale=scale, sigma=sigma, min_size=min_size)
+    border = np.unique(np.concatenate([segments[0], segments[-1], segments[:, 0], segments[:, -1]]))
+    labels, counts = np.unique(segments, return_counts=True)
+    best, best_count = None, 0
+    for label, count in zip(labels, counts):
+        if label in border:
+            continue
+        region = segments == label
+        if body is not None:
+            count = int((region & body).sum())
+        if count > best_count:
+            best, best_count = label, count
+    if best is None:
+        return np.zeros(segments.shape, bool)
+    return segments == best
 
 
 class ColonEpisodeDataset(torch.utils.data.Dataset):
@@ -82,8 +119,6 @@ class ColonEpisodeDataset(torch.utils.data.Dataset):
         sharpness: float = 0.5,
         superpixel_scale: float = 100.0,
     ) -> None:
-        from ..transforms.colon_mrf import dominant_superpixel_mask
-
         if len(data) == 0:
             raise DatasetError("the colon episode dataset got no volume")
         self.num_unrelated, self.augment = int(num_unrelated), bool(augment)

@@ -1,5 +1,7 @@
 """Engine pieces that MONAI's stock trainers, evaluators and handlers cannot express."""
 
+from __future__ import annotations
+
 from .._lazy import lazy_exports
 
 # public names: the submodules' __all__, each submodule imported on first use of one of its names

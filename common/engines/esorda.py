@@ -10,6 +10,8 @@
 - :func:`detect_whole_slide`: detection over a TIFF of any size, read tile by tile
   (:class:`~common.data.TiffRegionReader`), so that peak memory is that of a tile, boxes merged across tiles by NMS,
   a progress bar on a terminal only.
+- :func:`load_sr_generator`: the optional SRM stage's generator, the microscopy SR bundle's trained RRDB network,
+  which :class:`~common.transforms.SuperResolutiond` runs on every image.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from .detection import (
     _vector,
 )
 from .metrics_report import write_json_atomic, write_text_atomic
+from .training import load_checkpoint, read_training_plan
 
 Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
 
@@ -50,6 +53,7 @@ __all__ = [
     "detect_whole_slide",
     "detect_whole_slides",
     "esorda_optimizer",
+    "load_sr_generator",
 ]
 
 COCO_IOU_THRESHOLDS: tuple[float, ...] = tuple(float(t) for t in np.round(np.arange(0.5, 0.96, 0.05), 2))
@@ -373,3 +377,33 @@ def detect_whole_slides(
             rows.append(",".join([found["image"], *(f"{v:g}" for v in box), str(int(label)), f"{float(score):g}"]))
     written.append(write_text_atomic(out / "detections.csv", "\n".join(rows) + "\n"))
     return written
+
+
+def load_sr_generator(bundle_root: str | Path) -> torch.nn.Module:
+    """The microscopy SR bundle's trained generator (eval mode, CPU) from ``<bundle_root>/models``.
+
+    Rebuilt from that bundle's ``models/training_plan.json`` (its network arguments) and loaded from its
+    ``models/model.pt``: the SRM stage of ESORDA (:class:`~common.transforms.SuperResolutiond`).
+
+    Args:
+        bundle_root: the microscopy_super_resolution bundle root holding ``models/``.
+
+    Returns:
+        The :class:`~common.networks.RRDBGenerator` with the trained weights.
+
+    Raises:
+        FileNotFoundError: no ``model.pt`` or ``training_plan.json`` there (naming the path and how to make them).
+    """
+    from ..networks.rrdb import RRDBGenerator
+
+    models = Path(bundle_root) / "models"
+    plan = read_training_plan(models)
+    if plan is None or not (models / "model.pt").is_file():
+        raise FileNotFoundError(
+            f"{models}: SRM needs the microscopy_super_resolution bundle's trained models/model.pt and "
+            "training_plan.json; train that bundle first (docs/README.md, SRM) or run without SRM"
+        )
+    args = {k: v for k, v in plan.get("network", {}).items() if not k.startswith("_")}
+    generator = RRDBGenerator(**args)
+    generator.load_state_dict(load_checkpoint(models / "model.pt"))
+    return generator.eval()

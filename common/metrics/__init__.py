@@ -1,5 +1,7 @@
 """Metrics and metric output transforms used by the bundles' evaluators."""
 
+from __future__ import annotations
+
 from .._lazy import lazy_exports
 
 # public names: the submodules' __all__, each submodule imported on first use of one of its names

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -196,7 +197,14 @@ class CAWE(GradCAM):
             postprocessing=postprocessing,
         )
 
-    def compute_map(self, x, class_idx=None, retain_graph=False, layer_idx=-1, **kwargs):  # type: ignore[override]
+    def compute_map(  # type: ignore[override]
+        self,
+        x: Tensor,
+        class_idx: int | None = None,
+        retain_graph: bool = False,
+        layer_idx: int = -1,
+        **kwargs: Any,
+    ) -> Tensor:
         """Eq. 2 at the feature maps' size: ``ReLU(sum_k w_k F^k)`` with ``w_k`` = mean of ``ReLU(gradient)``.
 
         Args:

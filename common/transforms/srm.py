@@ -1,7 +1,8 @@
 """SRM: ESORDA's optional super-resolution stage, the RRDB generator the microscopy SR bundle trains.
 
-The generator is rebuilt from that bundle's ``models/training_plan.json`` (its network arguments) and loaded from
-its ``models/model.pt``; nothing is downloaded. The paper gives no detail of how the super-resolved image meets the
+The transform runs a generator it is given: :func:`common.engines.load_sr_generator` rebuilds it from that bundle's
+``models/training_plan.json`` (its network arguments) and loads its ``models/model.pt``; nothing is downloaded. The
+paper gives no detail of how the super-resolved image meets the
 detector. Decision: the image is super-resolved by the generator's scale and brought back to its own grid by area
 averaging, so SRM acts as a learned restoration (sharper nuclei, less noise) at the file's pixel size, and boxes,
 the 30 px hit criterion and the FCOS scale ranges stay in the file's pixels.
@@ -10,7 +11,6 @@ the 30 px hit criterion and the FCOS scale ranges stay in the file's pixels.
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -18,29 +18,7 @@ import torch.nn.functional as F
 from monai.config import KeysCollection
 from monai.transforms import MapTransform, Transform
 
-__all__ = ["SuperResolution", "SuperResolutiond", "load_sr_generator"]
-
-
-def load_sr_generator(bundle_root: str | Path) -> torch.nn.Module:
-    """The microscopy SR bundle's trained generator (eval mode, CPU) from ``<bundle_root>/models``.
-
-    Raises:
-        FileNotFoundError: no ``model.pt`` or ``training_plan.json`` there (naming the path and how to make them).
-    """
-    from ..engines.training import load_checkpoint, read_training_plan
-    from ..networks.rrdb import RRDBGenerator
-
-    models = Path(bundle_root) / "models"
-    plan = read_training_plan(models)
-    if plan is None or not (models / "model.pt").is_file():
-        raise FileNotFoundError(
-            f"{models}: SRM needs the microscopy_super_resolution bundle's trained models/model.pt and "
-            "training_plan.json; train that bundle first (docs/README.md, SRM) or run without SRM"
-        )
-    args = {k: v for k, v in plan.get("network", {}).items() if not k.startswith("_")}
-    generator = RRDBGenerator(**args)
-    generator.load_state_dict(load_checkpoint(models / "model.pt"))
-    return generator.eval()
+__all__ = ["SuperResolution", "SuperResolutiond"]
 
 
 class SuperResolution(Transform):
@@ -68,21 +46,21 @@ class SuperResolution(Transform):
 
 
 class SuperResolutiond(MapTransform):
-    """Dictionary twin of :class:`SuperResolution`; ``bundle_root`` None makes it the identity (SRM off).
+    """Dictionary twin of :class:`SuperResolution`; ``generator`` None makes it the identity (SRM off).
 
     Args:
         keys: image keys.
-        bundle_root: the microscopy SR bundle root holding ``models/`` (None: no SRM).
+        generator: the SR generator (:func:`common.engines.load_sr_generator`), None: no SRM.
         device: where the generator runs.
         allow_missing_keys: skip absent keys.
     """
 
     def __init__(
-        self, keys: KeysCollection, bundle_root: str | Path | None = None, device: str | torch.device = "cpu",
+        self, keys: KeysCollection, generator: torch.nn.Module | None = None, device: str | torch.device = "cpu",
         allow_missing_keys: bool = False,
     ) -> None:  # fmt: skip
         super().__init__(keys, allow_missing_keys)
-        self.stage = SuperResolution(load_sr_generator(bundle_root), device) if bundle_root else None
+        self.stage = SuperResolution(generator, device) if generator is not None else None
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         """The item with its images restored (unchanged without SRM)."""

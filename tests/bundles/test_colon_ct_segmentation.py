@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from bundle_helpers import ROOT, assert_nothing_written, copy_sample, top_level_names, untrained_checkpoint
 
+from common.colon_ct_ops import RectumNotFoundError
 from common.data import DatasetError, ImageFileError, read_ct_volume, write_ct_dicom_series
-from common.transforms import RectumNotFoundError
 from common.workflows import load_config, read_metrics, run_workflow
 
 BUNDLE = ROOT / "bundles" / "colon_ct_segmentation"

@@ -9,6 +9,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from common.colon_ct_ops import RectumNotFoundError
 from common.data import (
     COLON_CT_LAYOUT,
     COLON_SPLIT_FRACTIONS,
@@ -21,7 +22,6 @@ from common.data import (
     read_dicom_series,
     write_ct_dicom_series,
 )
-from common.transforms import RectumNotFoundError
 
 
 def _dataset(tmp_path: Path, patients: int = 6) -> Path:

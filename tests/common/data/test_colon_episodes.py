@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from common.data import ColonEpisodeDataset, DatasetError, random_lightness_sharpness
+from common.data import ColonEpisodeDataset, DatasetError, dominant_superpixel_mask, random_lightness_sharpness
 
 
 def _volume(item: dict) -> dict:
@@ -56,3 +56,11 @@ def test_lightness_and_sharpness_stay_in_range_and_vary():
     b = random_lightness_sharpness(image)
     assert a.shape == image.shape and float(a.min()) >= 0 and float(a.max()) <= 1 and not torch.equal(a, b)
     torch.testing.assert_close(random_lightness_sharpness(image, lightness=0.0, sharpness=0.0), image)
+
+
+def test_dominant_superpixel_is_an_inner_region():
+    image = np.zeros((32, 32))
+    image[4:28, 4:28] = 0.5  # the body
+    image[8:16, 8:16] = 0.8  # a smaller organ
+    mask = dominant_superpixel_mask(image, scale=50, min_size=10)
+    assert mask[20, 20] and not mask[0, 0] and not mask[10, 10]

@@ -1,4 +1,4 @@
-"""MRF initial labelling: EM thresholds, rectum detection, region growing with erosion, graph cut, pseudo-masks."""
+"""MRF initial labelling: region growing with erosion, graph cut, the whole labelling and its transform."""
 
 from __future__ import annotations
 
@@ -7,21 +7,13 @@ import pytest
 import torch
 from monai.data import MetaTensor
 
+from common.colon_ct_ops import HUMixture
 from common.data import colon_phantom
 from common.transforms import (
-    EM_INITIAL_MEANS,
-    EM_MEAN_RANGES,
     HU_WINDOW,
     ColonInitialLabelling,
     ColonInitialLabellingd,
-    HUMixture,
     MRFLabelling,
-    RectumNotFoundError,
-    body_mask,
-    detect_rectum,
-    dominant_superpixel_mask,
-    em_thresholds,
-    fit_hu_mixture,
     graph_cut_refine,
     grow_from_rectum,
     mrf_initial_labels,
@@ -31,35 +23,6 @@ from common.transforms import (
 
 def _dice(a: np.ndarray, b: np.ndarray) -> float:
     return 2 * float((a & b).sum()) / float(a.sum() + b.sum())
-
-
-def test_em_thresholds_fall_between_the_air_fat_and_muscle_fluid_modes():
-    rng = np.random.default_rng(0)
-    hu = np.concatenate(
-        [rng.normal(-1000, 20, 5000), rng.normal(-100, 20, 3000), rng.normal(40, 20, 3000), rng.normal(500, 40, 500)]
-    )
-    mixture = fit_hu_mixture(hu)
-    assert isinstance(mixture, HUMixture) and len(EM_INITIAL_MEANS) == len(EM_MEAN_RANGES) == 4
-    np.testing.assert_allclose(mixture.means, [-1000, -100, 40, 500], atol=15)
-    t1, t2 = em_thresholds(mixture)
-    assert -1000 < t1 < -100 and 40 < t2 < 500
-    posterior = mixture.lumen_posterior(np.array([-1000.0, -100.0, 40.0, 500.0]))
-    assert posterior[0] > 0.99 and posterior[3] > 0.99 and posterior[1] < 0.01 and posterior[2] < 0.01
-
-
-def test_rectum_is_the_disk_of_air_in_the_lowest_slice():
-    hu = np.full((40, 40, 10), 40.0)
-    hu[:2], hu[-2:] = -1000.0, -1000.0  # air outside the body
-    yy, xx = np.mgrid[:40, :40]
-    hu[(xx - 20) ** 2 + (yy - 20) ** 2 <= 16, 0] = -1000.0  # the rectum, slice 0
-    hu[5:7, 5:30, 0] = -1000.0  # a thin air streak: not disk-like
-    z, disk = detect_rectum(hu, -500.0)
-    assert z == 0 and disk[20, 20] and not disk[6, 10] and 40 <= disk.sum() <= 52
-    assert body_mask(hu, -500.0)[20, 20, 5]
-    hu[..., 0][disk] = 40.0
-    with pytest.raises(RectumNotFoundError, match="rectum not found") as info:
-        detect_rectum(hu, -500.0, source="ct.nii.gz")
-    assert "ct.nii.gz" in str(info.value)
 
 
 def test_region_growing_erosion_keeps_a_loop_joined_by_a_thin_bridge_out():
@@ -107,11 +70,3 @@ def test_transform_adds_the_mrf_and_seed_channels():
     np.testing.assert_allclose(plain[0], window_hu(hu, HU_WINDOW))
     with pytest.raises(ValueError, match="HU volume"):
         ColonInitialLabelling()(hu)
-
-
-def test_dominant_superpixel_is_an_inner_region():
-    image = np.zeros((32, 32))
-    image[4:28, 4:28] = 0.5  # the body
-    image[8:16, 8:16] = 0.8  # a smaller organ
-    mask = dominant_superpixel_mask(image, scale=50, min_size=10)
-    assert mask[20, 20] and not mask[0, 0] and not mask[10, 10]

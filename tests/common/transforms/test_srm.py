@@ -1,4 +1,4 @@
-"""SRM stage (common/transforms/srm.py)."""
+"""SRM stage (common/transforms/srm.py) with the generator common.engines.load_sr_generator rebuilds."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import json
 import pytest
 import torch
 
+from common.engines import load_sr_generator
 from common.networks import RRDBGenerator
-from common.transforms import SuperResolution, SuperResolutiond, load_sr_generator
+from common.transforms import SuperResolution, SuperResolutiond
 
 
 def test_srm_loads_the_sr_bundles_generator_and_keeps_the_size(tmp_path):
@@ -23,7 +24,7 @@ def test_srm_loads_the_sr_bundles_generator_and_keeps_the_size(tmp_path):
     image = torch.rand(3, 20, 16) * 255
     out = SuperResolution(loaded)(image)
     assert out.shape == image.shape and out.min() >= 0 and out.max() <= 255
-    assert SuperResolutiond("image", tmp_path)({"image": image})["image"].shape == image.shape
+    assert SuperResolutiond("image", loaded)({"image": image})["image"].shape == image.shape
     assert SuperResolutiond("image", None)({"image": image})["image"] is image, "SRM off: identity"
     with pytest.raises(FileNotFoundError, match="microscopy_super_resolution"):
         load_sr_generator(tmp_path / "nothing")
