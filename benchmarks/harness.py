@@ -108,6 +108,35 @@ def stopwatch() -> Iterator[Stopwatch]:
         watch.stop()
 
 
+def super_resolve_tiles(
+    predict: Callable[[torch.Tensor, tuple[int, int]], torch.Tensor], tiles: Sequence[torch.Tensor], scale: int
+) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], float]:
+    """Degrade each HR tile as the SR bundles do and super-resolve it; the (SR, HR) pairs and seconds per output MP.
+
+    Args:
+        predict: ``predict(lr, hr_size)`` -> the SR batch ``(1, C, H, W)``, called under ``torch.no_grad``.
+        tiles: HR tiles ``(C, H, W)`` in [0, 1]; each is cropped to a multiple of ``scale``.
+        scale: the degradation's factor (``common.transforms.BicubicDegrade``, antialiased bicubic).
+
+    Returns:
+        ``[(sr clamped to [0, 1], hr)]`` as ``(1, C, H, W)`` batches, and the prediction's wall seconds per output
+        megapixel (degradation and scoring not counted).
+    """
+    from common.transforms import BicubicDegrade
+
+    degrade = BicubicDegrade(scale)
+    pairs, seconds, pixels = [], 0.0, 0
+    for hr in tiles:
+        lr = degrade(hr)[None]
+        hr = hr[:, : lr.shape[-2] * scale, : lr.shape[-1] * scale][None]
+        with stopwatch() as watch, torch.no_grad():
+            sr = predict(lr, tuple(hr.shape[-2:])).clamp(0, 1)
+        seconds += watch.seconds
+        pixels += hr.shape[-1] * hr.shape[-2]
+        pairs.append((sr, hr))
+    return pairs, seconds / (pixels / 1e6)
+
+
 def time_interleaved(calls: Mapping[str, Callable[[], Any]], repeats: int = 5, warmup: int = 1) -> dict[str, Timing]:
     """Time callables round-robin: each round calls every one once, ``repeats`` rounds after ``warmup`` rounds.
 

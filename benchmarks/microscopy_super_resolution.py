@@ -32,12 +32,11 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from harness import stopwatch  # noqa: E402
+from harness import stopwatch, super_resolve_tiles  # noqa: E402
 
 from common.data import sr_tile_datalist, write_sr_tile_sample  # noqa: E402
 from common.metrics import sr_quality  # noqa: E402
 from common.sr_ops import upsample  # noqa: E402
-from common.transforms import BicubicDegrade  # noqa: E402
 from common.workflows import load_config, run_workflow  # noqa: E402
 
 BUNDLE = ROOT / "bundles" / "microscopy_super_resolution"
@@ -66,20 +65,10 @@ def load_tiles(dataset_dir: str) -> list[torch.Tensor]:
 
 def score(predict, tiles: list[torch.Tensor], scale: int) -> dict[str, float]:
     """Mean PSNR/SSIM of ``predict(lr, hr_size)`` over the tiles, and seconds per output megapixel."""
-    degrade = BicubicDegrade(scale)
-    psnr, ssim, seconds, pixels = [], [], 0.0, 0
-    for hr in tiles:
-        lr = degrade(hr)[None]
-        hr = hr[:, : lr.shape[-2] * scale, : lr.shape[-1] * scale][None]
-        with stopwatch() as watch:
-            with torch.no_grad():
-                sr = predict(lr, tuple(hr.shape[-2:])).clamp(0, 1)
-        seconds += watch.seconds
-        pixels += hr.shape[-1] * hr.shape[-2]
-        quality = sr_quality(sr, hr)
-        psnr.append(quality["psnr"])
-        ssim.append(quality["ssim"])
-    return {"psnr": float(np.mean(psnr)), "ssim": float(np.mean(ssim)), "s_per_mp": seconds / (pixels / 1e6)}
+    pairs, seconds_per_mp = super_resolve_tiles(predict, tiles, scale)
+    qualities = [sr_quality(sr, hr) for sr, hr in pairs]
+    return {"psnr": float(np.mean([q["psnr"] for q in qualities])),
+            "ssim": float(np.mean([q["ssim"] for q in qualities])), "s_per_mp": seconds_per_mp}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

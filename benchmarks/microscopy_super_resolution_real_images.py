@@ -39,12 +39,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from harness import stopwatch  # noqa: E402
+from harness import stopwatch, super_resolve_tiles  # noqa: E402
 
 from common.data import SR_HELD_OUT_SOURCES, real_sr_tiles, write_sr_real_sample  # noqa: E402
 from common.metrics import gmsd, high_frequency_ratio, sr_quality  # noqa: E402
 from common.sr_ops import upsample  # noqa: E402
-from common.transforms import BicubicDegrade  # noqa: E402
 from common.workflows import load_config, run_workflow  # noqa: E402
 
 BUNDLE = ROOT / "bundles" / "microscopy_super_resolution"
@@ -62,20 +61,12 @@ def held_out_tiles(tile_size: int, per_image: int, scale: int, seed: int = 1) ->
 
 def score(predict, tiles: list[tuple[str, torch.Tensor]], scale: int) -> dict[str, object]:
     """Per-tile PSNR/SSIM/GMSD/HF ratio of ``predict(lr, hr_size)`` and its seconds per output megapixel."""
-    degrade = BicubicDegrade(scale)
-    rows, seconds, pixels = [], 0.0, 0
-    for _, hr in tiles:
-        lr = degrade(hr)[None]
-        hr = hr[:, : lr.shape[-2] * scale, : lr.shape[-1] * scale][None]
-        with stopwatch() as watch:
-            with torch.no_grad():
-                sr = predict(lr, tuple(hr.shape[-2:])).clamp(0, 1)
-        seconds += watch.seconds
-        pixels += hr.shape[-1] * hr.shape[-2]
+    pairs, seconds_per_mp = super_resolve_tiles(predict, [hr for _, hr in tiles], scale)
+    rows = []
+    for sr, hr in pairs:
         quality = sr_quality(sr, hr)
         rows.append([quality["psnr"], quality["ssim"], float(gmsd(sr, hr)[0]), float(high_frequency_ratio(sr, hr)[0])])
-    values = np.asarray(rows)
-    return {"tiles": values, "s_per_mp": seconds / (pixels / 1e6)}
+    return {"tiles": np.asarray(rows), "s_per_mp": seconds_per_mp}
 
 
 def train_once(work: Path, dataset_dir: str, scale: int, seed: int, args: argparse.Namespace) -> dict[str, object]:

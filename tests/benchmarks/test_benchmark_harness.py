@@ -81,3 +81,23 @@ def test_run_measured_reports_the_childs_own_memory_and_cpu_time():
     assert run.peak_rss_mib > 200  # the child's 200 MiB, not this process's
     assert 0.2 <= run.cpu_seconds < 10 and run.wall_seconds >= run.cpu_seconds * 0.5
     assert harness.run_measured([sys.executable, "-c", "raise SystemExit(3)"]).returncode == 3
+
+
+def test_super_resolve_tiles_degrades_crops_and_times_the_prediction():
+    import torch
+    import torch.nn.functional as F
+
+    calls = []
+
+    def predict(lr, size):
+        calls.append((tuple(lr.shape), size))
+        return F.interpolate(lr, size=size, mode="bilinear", align_corners=False) * 2.0  # clamped by the harness
+
+    tiles = [torch.rand(3, 30, 26), torch.rand(3, 16, 16)]
+    pairs, seconds_per_mp = harness.super_resolve_tiles(predict, tiles, scale=4)
+    # each HR tile cropped to a multiple of the scale, its LR a quarter of that, the SR at the HR size
+    assert calls == [((1, 3, 7, 6), (28, 24)), ((1, 3, 4, 4), (16, 16))]
+    assert [tuple(hr.shape) for _, hr in pairs] == [(1, 3, 28, 24), (1, 3, 16, 16)]
+    assert torch.equal(pairs[0][1][0], tiles[0][:, :28, :24])
+    assert all(sr.shape == hr.shape and sr.min() >= 0 and sr.max() <= 1 for sr, hr in pairs)
+    assert seconds_per_mp > 0
