@@ -35,7 +35,7 @@ from ..data.chest_xray import read_chest_xray
 from ..losses.colorization import ColorizationDiscriminatorLoss, ColorizationGeneratorLoss
 from ..networks.cawe import CAWEClassifier
 from ..networks.colorization import ColorizationDiscriminator, ColorizationGenerator
-from .detection import _items, _output_items, _stem
+from .detection import _iteration_items, _stem
 from .metrics_report import write_json_atomic, write_text_atomic
 
 __all__ = [
@@ -399,15 +399,12 @@ class CAWEMapWriter:
 
         from .detection import _image_name
 
-        outputs = _output_items(engine.state.output)
-        batch = engine.state.batch
-        batch_items = _items(batch) if isinstance(batch, (list, tuple)) else []
-        batch_items = batch_items if len(batch_items) == len(outputs) else [{}] * len(outputs)
+        items = _iteration_items(engine)
         self.output_dir.mkdir(parents=True, exist_ok=True)
         device = next(self.network.parameters()).device
         if getattr(self.network, "classifier", None) is None:  # no CAWE in this variant: no map to write
             return
-        for k, (item, batch_item) in enumerate(zip(outputs, batch_items)):
+        for k, (item, batch_item) in enumerate(items):
             image = item.get(self.image_key, batch_item.get(self.image_key))
             name = _image_name(item, batch_item, self.image_key, f"image_{k}")
             with torch.no_grad():
@@ -460,11 +457,7 @@ class RSNASubmissionWriter:
         """Keep one row per image of the iteration."""
         from .detection import _boxes, _image_name, _vector
 
-        outputs = _output_items(engine.state.output)
-        batch = engine.state.batch
-        batch_items = _items(batch) if isinstance(batch, (list, tuple)) else []
-        batch_items = batch_items if len(batch_items) == len(outputs) else [{}] * len(outputs)
-        for item, batch_item in zip(outputs, batch_items):
+        for item, batch_item in _iteration_items(engine):
             name = _image_name(item, batch_item, self.image_key, f"image_{len(self.rows)}")
             boxes, scores = _boxes(item.get(self.pred_box_key)), _vector(item.get(self.pred_score_key))
             order = np.argsort(-scores)

@@ -142,6 +142,15 @@ def _output_items(output: Any) -> list[Mapping[str, Any]]:
     return [o for o in output if isinstance(o, Mapping)]
 
 
+def _iteration_items(engine: Any) -> list[tuple[Mapping[str, Any], Mapping[str, Any]]]:
+    """The iteration's output items, each with its batch item (``{}`` for all when the two do not line up)."""
+    outputs = _output_items(engine.state.output)
+    batch = engine.state.batch
+    batch_items = _items(batch) if isinstance(batch, (list, tuple)) else []
+    batch_items = batch_items if len(batch_items) == len(outputs) else [{}] * len(outputs)
+    return list(zip(outputs, batch_items))
+
+
 def _image_name(item: Mapping[str, Any], batch_item: Mapping[str, Any] | None, image_key: str, default: str) -> str:
     for source in (item, batch_item or {}):
         name = _meta(source.get(image_key)).get("filename_or_obj")
@@ -787,12 +796,7 @@ class DetectionReport:
         return box, score
 
     def _collect(self, engine: Any) -> None:
-        outputs = _output_items(engine.state.output)
-        batch = engine.state.batch
-        batch_items = _items(batch) if isinstance(batch, (list, tuple)) else [{}] * len(outputs)
-        if len(batch_items) != len(outputs):
-            batch_items = [{}] * len(outputs)
-        for item, batch_item in zip(outputs, batch_items):
+        for item, batch_item in _iteration_items(engine):
             gt = item.get(self.box_key, batch_item.get(self.box_key))
             self.records.append(
                 {
@@ -1026,12 +1030,8 @@ class DetectionWriter:
 
     def __call__(self, engine: Any) -> None:
         """Write the JSON and overlay of every image of the iteration, and keep its CSV rows."""
-        outputs = _output_items(engine.state.output)
-        batch = engine.state.batch
-        batch_items = _items(batch) if isinstance(batch, (list, tuple)) else []
-        batch_items = batch_items if len(batch_items) == len(outputs) else [{}] * len(outputs)
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        for item, batch_item in zip(outputs, batch_items):
+        for item, batch_item in _iteration_items(engine):
             name = _image_name(item, batch_item, self.image_key, f"image_{self._count}")
             self._count += 1
             boxes = _boxes(item.get(self.pred_box_key))
