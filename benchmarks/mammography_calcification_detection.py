@@ -131,11 +131,11 @@ def main() -> int:
     print(f"\ncalcification clusters, held-out sample (seed {args.heldout_seed}, {first['num_images']} images, "
           f"{first['num_clusters']} clusters); networks trained {first['epochs']} epochs on the bundle's sample, "
           f"seeds: {seeds} (mean ± std); hit = IoU >= 0.1; this run {total:.0f} s")  # fmt: skip
-    print(f"{'model':<22}" + "".join(f"{title:>17}" for _, title in COLUMNS) + f"{'train s':>10}")
+    print(f"{'model':<22}" + "".join(f"{title:>17}" for _, title in COLUMNS) + f" {'train s':>11}")
     for name, results in rows.items():
         cells = [_cell([r.get(key) for r in results], key) for key, _ in COLUMNS]
         train_s = _cell([r.get("train_seconds") for r in results], "train") if name in NETWORKS else "-"
-        print(f"{name:<22}" + "".join(f"{c:>17}" for c in cells) + f"{train_s:>10}")
+        print(f"{name:<22}" + "".join(f"{c:>17}" for c in cells) + f" {train_s:>11}")
     return 0
 
 
