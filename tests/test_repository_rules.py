@@ -143,6 +143,26 @@ def test_kinds_import_only_the_kinds_below_them():
     assert not problems, "imports against the layering of common/'s kinds:\n" + "\n".join(problems)
 
 
+#: modules that keep their imports of common/ inside functions: `import common` and the config helpers every config
+#: loads first stay free of torch and MONAI's engines (start-up time, benchmarks/startup.py)
+FUNCTION_LEVEL_IMPORTS_ALLOWED = ("common/__init__.py", "common/config.py")
+
+
+def test_common_is_imported_at_module_level():
+    """CONTRIBUTING.md: "`common/`'s own modules are imported at the top of a module, never inside a function"."""
+    hidden = []
+    for path in _python_files("common"):
+        if _relative(path) in FUNCTION_LEVEL_IMPORTS_ALLOWED:
+            continue
+        source = path.read_text()
+        for function in ast.walk(ast.parse(source)):
+            if isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                for node in ast.walk(function):
+                    if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("common")):
+                        hidden.append(f"{_relative(path)}:{node.lineno}: `{ast.get_source_segment(source, node)}`")
+    assert not hidden, "imports of common/ inside functions (move them to the top):\n" + "\n".join(sorted(set(hidden)))
+
+
 def test_the_layering_rule_names_the_file_and_the_import(tmp_path: Path):
     common = tmp_path / "common"
     for kind in ("data", "transforms", "losses", "engines"):

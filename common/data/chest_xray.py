@@ -20,6 +20,7 @@ import numpy as np
 
 from .boxes import check_boxes, read_image_size
 from .errors import DatasetLayoutError, ImageFileError
+from .mammography import read_mammogram_dicom
 from .splits import split_groups
 from .validation import items_to_check
 
@@ -248,8 +249,6 @@ def read_chest_xray(path: str | Path) -> np.ndarray:
     Raises:
         ImageFileError: a missing, undecodable or non-finite image.
     """
-    from .mammography import read_mammogram_dicom
-
     path = Path(path)
     if not path.is_file():
         raise ImageFileError(path, "file does not exist")

@@ -23,6 +23,7 @@ import numpy as np
 
 from .atomic import write_folder_atomically
 from .chest_xray import CHEXPERT_OBSERVATIONS
+from .mammography import write_mammogram_dicom
 
 __all__ = ["chest_xray_phantom", "write_chest_xray_sample"]
 
@@ -93,8 +94,6 @@ def chest_xray_phantom(
 def _write_chest_dicom(path: Path, image: np.ndarray, patient_id: str) -> None:
     """12-bit MONOCHROME2 DICOM with a VOI window, relabelled as a chest CR film."""
     import pydicom
-
-    from .mammography import write_mammogram_dicom
 
     stored = np.round(image * 4095).astype(np.uint16)
     write_mammogram_dicom(path, stored, patient_id, "L", "PA", window=(2048.0, 4096.0), bits_stored=12)

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from ..colon_ct_ops import detect_rectum, em_thresholds, fit_hu_mixture
 from .errors import DatasetLayoutError, ImageFileError
 from .splits import split_groups
 from .validation import check_image, items_to_check, spatial_shape
@@ -293,8 +294,6 @@ def check_colon_datalist(
             problems, mask of another shape).
         RectumNotFoundError: a volume with no rectum in its lowest slices.
     """
-    from ..colon_ct_ops import detect_rectum, em_thresholds, fit_hu_mixture
-
     for item in items_to_check(datalist, "volumes", "checking CT volumes", progress):
         image_path = item.get("image")
         if not isinstance(image_path, str | Path):

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .boxes import check_boxes, inbreast_cluster_boxes, read_image_size, read_inbreast_xml
-from .calcification_sample import calcification_datalist
+from .calcification_sample import CALCIFICATION_LAYOUT, calcification_datalist
 from .errors import DatasetLayoutError, ImageFileError
 from .mammography import breast_region_box, read_mammogram_dicom, read_mammogram_png
 from .splits import split_groups
@@ -145,8 +145,6 @@ def mammography_datalist(dataset_dir: str | Path, split: str, layout: str = "csv
         raise ValueError(f"layout must be one of {list(MAMMOGRAPHY_LAYOUTS)}, got '{layout}'")
     root = Path(dataset_dir)
     if not root.is_dir():
-        from .calcification_sample import CALCIFICATION_LAYOUT
-
         expected = CALCIFICATION_LAYOUT if layout == "csv" else INBREAST_LAYOUT
         raise DatasetLayoutError(root, "dataset folder does not exist", expected)
     if layout == "inbreast":

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from ..data.atomic import write_folder_atomically
+from ..data.errors import ImageFileError
 from ..image_io import read_image_array
 from ..networks.generative import check_power_of_two_size
 from .generative_training import (
@@ -98,8 +99,6 @@ def _file_digest(path: Path) -> str:
 def _load_rgb(path: Path, image_size: int) -> np.ndarray:
     """``(image_size, image_size, 3)`` uint8 array of an RGB image file, resized (bicubic) when needed."""
     from PIL import Image
-
-    from ..data.errors import ImageFileError
 
     array = read_image_array(path)
     if array.ndim != 3 or array.shape[2] != 3:
@@ -250,8 +249,6 @@ def write_augmented_class_folders(
     sources = [Path(item["image"]).resolve() for item in datalist]
     for path in sources:
         if not path.is_file():
-            from ..data.errors import ImageFileError
-
             raise ImageFileError(path, "file does not exist")
     labels = [int(item["label"]) for item in datalist]
     request = {

@@ -35,8 +35,9 @@ from ..data.chest_xray import read_chest_xray
 from ..losses.colorization import ColorizationDiscriminatorLoss, ColorizationGeneratorLoss
 from ..networks.cawe import CAWEClassifier
 from ..networks.colorization import ColorizationDiscriminator, ColorizationGenerator
-from .detection import _iteration_items, _stem
+from .detection import _boxes, _image_name, _iteration_items, _stem, _vector
 from .metrics_report import write_json_atomic, write_text_atomic
+from .training import load_checkpoint, save_torch_atomic
 
 __all__ = [
     "COLORIZATION_IMAGES",
@@ -88,8 +89,6 @@ def _stage_done(path: Path, settings: Mapping[str, Any]) -> bool:
 
 
 def _save_stage(path: Path, state_dict: Mapping[str, torch.Tensor], settings: Mapping[str, Any], **extra) -> None:
-    from .training import save_torch_atomic
-
     path.parent.mkdir(parents=True, exist_ok=True)
     save_torch_atomic({"state_dict": dict(state_dict), "settings": dict(settings), **extra}, path)
 
@@ -353,8 +352,6 @@ def load_enhancers(network: torch.nn.Module, cawe_path: str | Path | None, color
     Raises:
         FileNotFoundError: a needed checkpoint that does not exist.
     """
-    from .training import load_checkpoint
-
     module = getattr(network, "module", network)
     for part, path in (("classifier", cawe_path), ("colorizer", colorizer_path)):
         target = getattr(module, part, None)
@@ -396,8 +393,6 @@ class CAWEMapWriter:
     def __call__(self, engine: Any) -> None:
         """Write the map of every image of the iteration."""
         from PIL import Image
-
-        from .detection import _image_name
 
         items = _iteration_items(engine)
         self.output_dir.mkdir(parents=True, exist_ok=True)
@@ -455,8 +450,6 @@ class RSNASubmissionWriter:
 
     def __call__(self, engine: Any) -> None:
         """Keep one row per image of the iteration."""
-        from .detection import _boxes, _image_name, _vector
-
         for item, batch_item in _iteration_items(engine):
             name = _image_name(item, batch_item, self.image_key, f"image_{len(self.rows)}")
             boxes, scores = _boxes(item.get(self.pred_box_key)), _vector(item.get(self.pred_score_key))

@@ -29,6 +29,8 @@ from monai.utils import min_version, optional_import
 
 from ..data.midog import TiffRegionReader
 from ..metrics.detection import best_f1_threshold, coco_map, hit_criterion
+from ..networks.fcos import TileMerger
+from ..networks.rrdb import RRDBGenerator
 from .detection import (
     DetectionReport,
     DetectionTrainer,
@@ -314,8 +316,6 @@ def detect_whole_slide(
     Returns:
         ``{"image", "box" (N, 4) in the file's pixels, "label", "score", "seconds", "megapixels", "tiles"}``.
     """
-    from ..networks.fcos import TileMerger
-
     progress = sys.stderr.isatty() if progress is None else bool(progress)
     start = time.perf_counter()
     detector.eval()
@@ -394,8 +394,6 @@ def load_sr_generator(bundle_root: str | Path) -> torch.nn.Module:
     Raises:
         FileNotFoundError: no ``model.pt`` or ``training_plan.json`` there (naming the path and how to make them).
     """
-    from ..networks.rrdb import RRDBGenerator
-
     models = Path(bundle_root) / "models"
     plan = read_training_plan(models)
     if plan is None or not (models / "model.pt").is_file():

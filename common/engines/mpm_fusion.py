@@ -23,6 +23,7 @@ from monai.engines import SupervisedTrainer
 from monai.utils import CommonKeys
 
 from ..metrics.binary_classification import binary_classification_summary
+from ..networks import ChannelSelector, FusionAutoencoder, FusionClassifier, efficientnet_classifier
 from .classification_outputs import PerCaseWriter, ProbabilityCollector, output_probabilities, source_names
 from .metrics_report import write_json_atomic
 from .stage_training import PrepareBatchInputAsTarget, attach_stage_handlers
@@ -71,8 +72,6 @@ def fusion_classifier(
         bn_momentum: the classifier's batch-norm momentum.
         num_classes: output logits.
     """
-    from ..networks import ChannelSelector, FusionAutoencoder, FusionClassifier, efficientnet_classifier
-
     front = FusionAutoencoder(3, width, latent_on_path) if front_channels is None else ChannelSelector(front_channels)
     head = efficientnet_classifier(classifier, num_classes, 3, bn_momentum, classifier_size)
     return FusionClassifier(front, head, classifier_size)

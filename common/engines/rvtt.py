@@ -34,7 +34,9 @@ from monai.utils import min_version, optional_import
 from torch import nn
 from torch.optim import Optimizer
 
-from common.distributed import unwrap
+from common.distributed import is_main_process, unwrap
+from common.engines.training import save_torch_atomic
+from common.losses.super_resolution import RelativisticPairLoss
 from common.sr_ops import upsample, write_sr_comparison
 
 Events, _ = optional_import("ignite.engine", "0.4.11", min_version, "Events")
@@ -193,7 +195,6 @@ class RVTTTrainer(SupervisedTrainer):
             raise ValueError(f"stage_epochs must be three epoch counts >= 0 (stages 1-3), got {list(stage_epochs)}")
         super().__init__(device=device, max_epochs=max_epochs, train_data_loader=train_data_loader, network=network,
                          optimizer=optimizer, loss_function=loss_function, **kwargs)  # fmt: skip
-        from common.losses.super_resolution import RelativisticPairLoss
 
         self.t1, self.t2 = t1.to(device), t2.to(device)
         self.t1_optimizer, self.t2_optimizer = t1_optimizer, t2_optimizer
@@ -212,8 +213,6 @@ class RVTTTrainer(SupervisedTrainer):
         epoch = engine.state.epoch
         if self.stage_of_epoch(epoch) != 1 or self.stage_of_epoch(epoch + 1) == 1 and epoch < engine.state.max_epochs:
             return
-        from common.distributed import is_main_process
-        from common.engines.training import save_torch_atomic
 
         if is_main_process():
             self.stage1_path.parent.mkdir(parents=True, exist_ok=True)

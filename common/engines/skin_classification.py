@@ -21,8 +21,10 @@ from monai.handlers import EarlyStopHandler
 from monai.utils import min_version, optional_import
 from PIL import Image
 
+from ..image_io import read_image_array
 from ..metrics.binary_classification import binary_auroc
 from ..metrics.classification_report import multiclass_summary, roc_optimal_threshold, threshold_metrics
+from ..metrics.lesion_geometry import lesion_geometry_baselines
 from .classification_outputs import (
     PerCaseWriter,
     ProbabilityCollector,
@@ -170,9 +172,6 @@ class SkinClassificationReport(ProbabilityCollector):
         metrics["roc_threshold"] = threshold
         metrics.update({f"{k}_at_roc": v for k, v in threshold_metrics(scores, positive, threshold).items()})
         if self.test_datalist and all("mask" in i for i in self.test_datalist):
-            from ..image_io import read_image_array
-            from ..metrics.lesion_geometry import lesion_geometry_baselines
-
             masks = [np.asarray(read_image_array(i["mask"])) > 0 for i in self.test_datalist]
             masks = [m.any(-1) if m.ndim == 3 else m for m in masks]
             test_labels = np.asarray([int(i["label"]) == c for i in self.test_datalist], dtype=int)

@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..data.wsi import RegionTiffWSIReader, write_pyramid_tiff
+
 __all__ = [
     "TileSpan",
     "TiledSuperResolver",
@@ -294,8 +296,6 @@ def super_resolve_whole_slide(
     Raises:
         ImageFileError: an input that is not an 8-bit RGB TIFF or cannot be decoded, naming it.
     """
-    from ..data.wsi import RegionTiffWSIReader, write_pyramid_tiff
-
     start = time.perf_counter()
     if isinstance(network, torch.nn.Module):
         network.eval()

@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from common.transforms.affine_histology import warp_affine
+
 __all__ = ["local_ncc", "AffineNCCLoss", "CoarseMatchingLoss"]
 
 
@@ -42,7 +44,6 @@ class AffineNCCLoss(nn.Module):
         self.window = window
 
     def forward(self, pred: torch.Tensor, targets: Mapping[str, torch.Tensor]) -> torch.Tensor:  # noqa: D102
-        from common.transforms.affine_histology import warp_affine
 
         moving, fixed = targets["moving"], targets["fixed"]
         warped = warp_affine(moving, pred, tuple(fixed.shape[2:]))

@@ -12,6 +12,9 @@ from typing import Any
 import torch
 from ignite.metrics import Metric
 
+from common.losses.affine_matching import local_ncc
+from common.transforms.affine_histology import warp_affine
+
 __all__ = ["warped_local_ncc", "WarpedNCCMetric"]
 
 
@@ -23,9 +26,6 @@ def warped_local_ncc(image: torch.Tensor, affine: torch.Tensor, window: int = 9)
         affine: source-to-target pixel affine of the canvas, 6 values (``(6,)``, ``(2, 3)`` or ``(3, 3)``).
         window: NCC window (pixels).
     """
-    from common.losses.affine_matching import local_ncc
-    from common.transforms.affine_histology import warp_affine
-
     pair = torch.as_tensor(image).float()
     a = torch.as_tensor(affine).float().reshape(-1)[:6]
     if torch.as_tensor(affine).numel() == 9:

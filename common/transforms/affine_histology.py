@@ -22,6 +22,8 @@ import torch.nn.functional as F
 from monai.data import MetaTensor
 from monai.transforms import MapTransform
 
+from common.data.anhir import read_landmarks, write_landmarks
+
 __all__ = [
     "affine_to_3x3",
     "rotation90_affine",
@@ -244,8 +246,6 @@ class SaveAffineOutputsd(MapTransform):
     def __call__(self, data: Mapping[Hashable, object]) -> dict[Hashable, object]:  # noqa: D102
         from PIL import Image
 
-        from common.data.anhir import write_landmarks
-
         d = dict(data)
         for key in self.key_iterator(d):
             m = affine_to_3x3(d[key])
@@ -305,7 +305,6 @@ class LoadLandmarksd(MapTransform):
         super().__init__(keys, allow_missing_keys=True)
 
     def __call__(self, data: Mapping[Hashable, object]) -> dict[Hashable, object]:  # noqa: D102
-        from common.data.anhir import read_landmarks
 
         d = dict(data)
         for key in self.key_iterator(d):

@@ -12,6 +12,7 @@ from monai.data import MetaTensor
 
 from ..data.chest_xray import read_chest_xray
 from ..data.errors import ImageFileError
+from ..data.mammography import read_mammogram_dicom
 from .file_loading import LoadPathsd
 
 __all__ = ["LoadChestXrayd", "load_chest_xray"]
@@ -33,8 +34,6 @@ def load_chest_xray(path: str | Path) -> MetaTensor:
     path = Path(path)
     meta: dict[str, Any] = {}
     if path.suffix.lower() in (".dcm", ".dicom", ""):
-        from ..data.mammography import read_mammogram_dicom
-
         try:
             array, dicom_meta = read_mammogram_dicom(path)
         except ImageFileError as e:
