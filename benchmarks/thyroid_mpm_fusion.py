@@ -28,7 +28,7 @@ from harness import ROOT, common_arguments, stopwatch  # noqa: E402
 
 BUNDLE = ROOT / "bundles" / "thyroid_mpm_fusion_classification"
 VARIANTS = ("fusion", "BSHG", "FSHG", "TPEF", "stack")
-DEFAULT_EPOCHS = 30
+DEFAULT_EPOCHS = 50
 
 
 MODALITIES = ("BSHG", "FSHG", "TPEF")
