@@ -114,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: D103
         print(json.dumps(measure(name, slide, None if rows == "full" else int(rows), str(Path(slide).parent))))
         return 0
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="sr_wsi_"))
+    workdir.mkdir(parents=True, exist_ok=True)  # tifffile does not create the folder of the slide it writes
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     results = []
     for side in args.sides:
