@@ -50,7 +50,7 @@ def variants(epochs: int) -> dict[str, dict]:
     return {
         "SRNet": {"stage_epochs": [epochs, 0, 0]},
         "SRNet-w": {"stage_epochs": [epochs, 0, 0], "edge_alpha": 2.0},
-        "T1": {"stage_epochs": schedule, "adversarial_weights": [0.0002, 0.0]},  # train.yaml's T1 weight, no T2 term
+        "T1": {"stage_epochs": schedule, "adversarial_weights": [0.00005, 0.0]},  # train.yaml's T1 weight, no T2 term
         "T1+T2": {"stage_epochs": schedule},
     }
 
